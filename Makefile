@@ -1,0 +1,55 @@
+# Entry points. `make run` and `make test` work on a fresh Debian 12 machine: each first
+# installs what is missing (scripts/deps.sh), then builds.
+JOBS ?= 2
+RELEASE := build/release
+ASAN := build/asan
+FUZZ := build/fuzz
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test test-release test-asan fuzz-smoke bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build-deps:
+	@scripts/deps.sh --build-only
+
+build: build-deps
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j$(JOBS)
+
+# Builds and runs `mcpgate serve` with the demo tools on its embedded default transport.
+run: build
+	@echo "mcpgate: serving the demo tools on stdio (type JSON-RPC lines; Ctrl-D ends)" >&2
+	@$(RELEASE)/mcpgate serve --stdio --tools demo
+
+# The whole suite: warnings as errors, then the same tests under ASan+UBSan, then a short
+# replay of every fuzz corpus with the sanitizers on.
+test: deps test-release test-asan fuzz-smoke
+
+test-release:
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMCPGATE_WERROR=ON >/dev/null
+	@cmake --build $(RELEASE) -j$(JOBS)
+	@ctest --test-dir $(RELEASE) --output-on-failure -j$(JOBS)
+
+test-asan:
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DMCPGATE_WERROR=ON -DMCPGATE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN) -j$(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN) --output-on-failure -j$(JOBS)
+
+fuzz-smoke:
+	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DMCPGATE_WERROR=ON -DMCPGATE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ) -j$(JOBS)
+	@ctest --test-dir $(FUZZ) --output-on-failure -L fuzz -j$(JOBS)
+
+bench: build deps
+	@bench/run.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(RELEASE) $(ASAN) $(FUZZ)

@@ -1,0 +1,232 @@
+/* libmcpgate: an MCP (Model Context Protocol) server engine that speaks both protocol eras
+ * (the legacy initialize handshake, 2024-11-05 .. 2025-11-25, and the stateless 2026-07-28
+ * revision) to any transport: stdio here, Streamable HTTP and HTTP+SSE in transport/.
+ *
+ * Usage:
+ *     struct mcp_server *srv = mcp_server_new("my-server", "1.0.0");
+ *     struct mcp_tool_def t = {.name = "echo", .description = "Echo the text",
+ *                              .input_schema = "{\"type\":\"object\",...}", .handler = echo};
+ *     if (mcp_tool_add(srv, &t) != 0) ...
+ *     return mcp_serve_stdio(srv);
+ *
+ * Handlers run on a worker pool, several at once: they must be thread-safe with respect to their
+ * own user data. Every JSON value handed to a handler is borrowed for the duration of the call;
+ * every value a handler returns through an OUT parameter becomes the engine's.
+ *
+ * Functions return 0 on success or a negative MCPGATE_E* code. */
+#ifndef MCPGATE_MCPGATE_H
+#define MCPGATE_MCPGATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes shared with the library internals (src/core/err.h holds the full table). */
+#define MCPGATE_EINVALID -3
+#define MCPGATE_ENOTFOUND -6
+#define MCPGATE_EEXISTS -7
+#define MCPGATE_ECANCELLED -14
+#define MCPGATE_ETIMEOUT -15
+#define MCPGATE_EINPUT_REQUIRED -16 /* return it from a handler when mcp_ctx_ask() returned it */
+#define MCPGATE_EUNSUPPORTED -17    /* the client lacks the capability a request needs */
+
+const char *mcpgate_version(void);
+const char *mcpgate_strerror(int code);
+
+/* ---- Protocol revisions ------------------------------------------------------------------ */
+
+#define MCP_VERSION_LATEST_LEGACY "2025-11-25"
+#define MCP_VERSION_MODERN "2026-07-28"
+
+/* ---- Server and registry ----------------------------------------------------------------- */
+
+struct mcp_server; /* the registry: tools, resources, prompts; shared by every session */
+struct mcp_ctx;    /* the context of one request, valid during a handler call */
+
+struct mcp_server *mcp_server_new(const char *name, const char *version);
+void mcp_server_free(struct mcp_server *srv); /* after every session has ended */
+
+/* Settings; call before serving. */
+void mcp_server_set_title(struct mcp_server *srv, const char *title);
+void mcp_server_set_instructions(struct mcp_server *srv, const char *instructions);
+void mcp_server_set_page_size(struct mcp_server *srv, unsigned n);      /* default 100 */
+void mcp_server_set_max_message(struct mcp_server *srv, size_t bytes);  /* default 4 MiB */
+void mcp_server_set_max_depth(struct mcp_server *srv, unsigned depth);  /* default 64 */
+void mcp_server_set_workers(struct mcp_server *srv, unsigned n);        /* default: cores */
+/* The key that integrity-protects MRTR requestState (HMAC-SHA256). Random per process unless
+ * set; set it when several instances must accept each other's state. len >= 32. */
+int mcp_server_set_state_key(struct mcp_server *srv, const unsigned char *key, size_t len);
+/* How long clients may cache list results in the 2026-07-28 era (ttlMs); default 60000. */
+void mcp_server_set_list_ttl(struct mcp_server *srv, long ttl_ms);
+
+/* -- Tools -- */
+
+/* A tool handler fills *result with a CallToolResult object ({"content": [...], ...}); build it
+ * with the mcp_result_* helpers or by hand. A failure the model should see is a result with
+ * isError (mcp_result_error()), not a negative return. Return MCPGATE_EINPUT_REQUIRED when
+ * mcp_ctx_ask() returned it, MCPGATE_ECANCELLED when mcp_ctx_cancelled() says so; any other
+ * negative return becomes a JSON-RPC internal error. args is always an object. */
+typedef int (*mcp_tool_fn)(struct mcp_ctx *ctx, json_t *args, json_t **result /* OUT */,
+                           void *udata);
+
+struct mcp_tool_def {
+    const char *name;          /* 1-128 chars of [A-Za-z0-9_.-]; required */
+    const char *title;         /* optional */
+    const char *description;   /* optional but strongly advised */
+    const char *input_schema;  /* JSON text, a JSON Schema object; NULL: {"type":"object"} */
+    const char *output_schema; /* JSON text or NULL; results must then carry structuredContent */
+    const char *annotations;   /* JSON text of ToolAnnotations or NULL */
+    const char *meta;          /* JSON text of the tool's _meta or NULL */
+    const char *icons;         /* JSON text of an Icon array or NULL */
+    mcp_tool_fn handler;       /* required */
+    void *udata;
+};
+
+/* Adds a tool (the definition is copied). Sessions are told through list_changed. Returns
+ * MCPGATE_EEXISTS for a duplicate name, MCPGATE_EINVALID for a bad name or schema. */
+int mcp_tool_add(struct mcp_server *srv, const struct mcp_tool_def *def);
+int mcp_tool_remove(struct mcp_server *srv, const char *name);
+
+/* -- Resources -- */
+
+/* Fills *contents with an array of TextResourceContents / BlobResourceContents objects, or
+ * returns MCPGATE_ENOTFOUND. uri is the one requested; for templates, mcp_ctx_uri_var()
+ * gives the values of the template's variables. */
+typedef int (*mcp_resource_fn)(struct mcp_ctx *ctx, const char *uri, json_t **contents /* OUT */,
+                               void *udata);
+
+struct mcp_resource_def {
+    const char *uri;          /* required */
+    const char *name;         /* required */
+    const char *title;
+    const char *description;
+    const char *mime_type;
+    const char *annotations;  /* JSON text or NULL */
+    long long size;           /* bytes, or -1 when unknown */
+    mcp_resource_fn handler;  /* required */
+    void *udata;
+};
+
+struct mcp_resource_template_def {
+    const char *uri_template; /* RFC 6570 level 1: "file:///{path}", "test://t/{id}/data" */
+    const char *name;         /* required */
+    const char *title;
+    const char *description;
+    const char *mime_type;
+    mcp_resource_fn handler;  /* required */
+    void *udata;
+};
+
+int mcp_resource_add(struct mcp_server *srv, const struct mcp_resource_def *def);
+int mcp_resource_remove(struct mcp_server *srv, const char *uri);
+int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_template_def *d);
+/* Tells every session subscribed to uri that it changed (notifications/resources/updated). */
+void mcp_resource_updated(struct mcp_server *srv, const char *uri);
+
+/* -- Prompts -- */
+
+/* Fills *result with a GetPromptResult ({"messages": [...]}). Required arguments are checked
+ * before the call. */
+typedef int (*mcp_prompt_fn)(struct mcp_ctx *ctx, json_t *args, json_t **result /* OUT */,
+                             void *udata);
+
+struct mcp_prompt_def {
+    const char *name;        /* required */
+    const char *title;
+    const char *description;
+    const char *arguments;   /* JSON text: [{"name", "description", "required"}], or NULL */
+    mcp_prompt_fn handler;   /* required */
+    void *udata;
+};
+
+int mcp_prompt_add(struct mcp_server *srv, const struct mcp_prompt_def *def);
+int mcp_prompt_remove(struct mcp_server *srv, const char *name);
+
+/* -- Completion -- */
+
+/* ref is {"type": "ref/prompt", "name"} or {"type": "ref/resource", "uri"}; fills *values with
+ * an array of strings (at most 100 are sent; the total is reported). */
+typedef int (*mcp_complete_fn)(struct mcp_ctx *ctx, json_t *ref, const char *arg_name,
+                               const char *arg_value, json_t *context_args,
+                               json_t **values /* OUT */, void *udata);
+void mcp_completion_set(struct mcp_server *srv, mcp_complete_fn fn, void *udata);
+
+/* ---- Inside a handler -------------------------------------------------------------------- */
+
+enum mcp_log_level {
+    MCP_LOG_DEBUG, MCP_LOG_INFO, MCP_LOG_NOTICE, MCP_LOG_WARNING,
+    MCP_LOG_ERROR, MCP_LOG_CRITICAL, MCP_LOG_ALERT, MCP_LOG_EMERGENCY
+};
+
+/* Who is calling. Anonymous on stdio; filled in from the access token on authenticated HTTP. */
+struct mcp_identity {
+    const char *subject;   /* stable user id, NULL when anonymous */
+    const char *username;  /* display name, NULL when anonymous */
+    const char *client_id; /* OAuth client, NULL when none */
+    const char *scopes;    /* space-separated granted scopes, NULL when none */
+};
+
+const struct mcp_identity *mcp_ctx_identity(const struct mcp_ctx *ctx);
+const char *mcp_ctx_protocol_version(const struct mcp_ctx *ctx);
+bool mcp_ctx_is_modern(const struct mcp_ctx *ctx); /* 2026-07-28 request */
+/* The client's capabilities (initialize in the legacy era, _meta per request in the modern). */
+json_t *mcp_ctx_client_capabilities(const struct mcp_ctx *ctx);
+/* A template variable of the resource being read, or NULL. */
+const char *mcp_ctx_uri_var(const struct mcp_ctx *ctx, const char *name);
+
+/* True once the client cancelled the request (or its connection ended). Long handlers poll it
+ * and return MCPGATE_ECANCELLED. */
+bool mcp_ctx_cancelled(const struct mcp_ctx *ctx);
+/* Sleeps up to ms milliseconds, returning early (MCPGATE_ECANCELLED) if cancelled. */
+int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms);
+
+/* Sends notifications/progress when the client asked for progress (a progressToken); total
+ * < 0 means unknown; message may be NULL. A no-op otherwise. */
+void mcp_ctx_progress(struct mcp_ctx *ctx, double progress, double total, const char *message);
+/* Sends notifications/message when the client's log level admits it. data is stolen. */
+void mcp_ctx_log(struct mcp_ctx *ctx, enum mcp_log_level level, const char *logger, json_t *data);
+
+/* Asks the client something: method is "elicitation/create", "sampling/createMessage" or
+ * "roots/list"; params is stolen. Works in both eras:
+ *  - legacy: sends the server-to-client request and waits for the answer (*result is the
+ *    client's result object, owned by the caller) or for cancellation;
+ *  - 2026-07-28 (MRTR): if the client already answered the question named key in an earlier
+ *    round, returns that answer at once; otherwise records the question and returns
+ *    MCPGATE_EINPUT_REQUIRED, which the handler returns in turn (it may ask further questions
+ *    first, to batch them); the engine answers with an InputRequiredResult and calls the handler
+ *    again, from the start, when the client retries with its answers.
+ * Returns MCPGATE_EUNSUPPORTED when the client lacks the capability (elicitation, sampling,
+ * roots): return it from the handler and the client gets the right error. key: [A-Za-z0-9_-],
+ * unique within the handler. */
+int mcp_ctx_ask(struct mcp_ctx *ctx, const char *key, const char *method, json_t *params,
+                json_t **result /* OUT */);
+
+/* MRTR handler state: a JSON value the handler wants back on its next round (kept in the
+ * integrity-protected requestState); get returns NULL on a first round. set steals value. */
+json_t *mcp_ctx_state_get(const struct mcp_ctx *ctx);
+void mcp_ctx_state_set(struct mcp_ctx *ctx, json_t *value);
+
+/* ---- Result builders --------------------------------------------------------------------- */
+
+json_t *mcp_result_text(const char *text);                       /* {"content":[text]} */
+json_t *mcp_result_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_t *mcp_content_text(const char *text);
+json_t *mcp_content_image(const char *base64, const char *mime_type);
+json_t *mcp_content_audio(const char *base64, const char *mime_type);
+
+/* ---- Serving ----------------------------------------------------------------------------- */
+
+/* Serves srv over stdin/stdout (newline-delimited JSON-RPC) until stdin closes, then waits for
+ * running handlers (they see cancellation) and returns 0, or a negative code on an I/O error.
+ * Logs go to stderr. */
+int mcp_serve_stdio(struct mcp_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,55 @@
+/* mcpgate: one binary for an MCP server with OAuth, a gateway, and a client proxy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "mcpgate/mcpgate.h"
+
+static const char usage[] =
+    "usage: mcpgate COMMAND [options]\n"
+    "\n"
+    "Commands:\n"
+    "  serve      run an MCP server (stdio with --stdio)\n"
+    "  version    print the version\n"
+    "  help       print this help\n"
+    "\n"
+    "Run 'mcpgate COMMAND --help' for the options of a command.\n";
+
+int cli_parse_size(const char *s, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s)
+        return -1;
+    unsigned long long mult = 1;
+    if (*end == 'k' || *end == 'K')
+        mult = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mult = 1024 * 1024, end++;
+    if (*end != '\0' || v == 0 || v > (1ull << 40) / mult)
+        return -1;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mcpgate %s\n", mcpgate_version());
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    fprintf(stderr, "mcpgate: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

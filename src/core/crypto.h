@@ -1,0 +1,28 @@
+/* The only place (with oauth/jwt) that includes OpenSSL headers: random bytes, SHA-256,
+ * HMAC-SHA256, constant-time comparison, wiping, base64url. */
+#ifndef MCPGATE_CORE_CRYPTO_H
+#define MCPGATE_CORE_CRYPTO_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define CRYPTO_SHA256_LEN 32
+
+int crypto_random(void *out, size_t n) ERR_WARN_UNUSED;
+/* A random string of n bytes of entropy, base64url without padding (caller frees). */
+char *crypto_random_token(size_t n);
+void crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN]);
+int crypto_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                       unsigned char out[CRYPTO_SHA256_LEN]) ERR_WARN_UNUSED;
+/* 1 when equal; the time taken depends on n only. */
+int crypto_equal(const void *a, const void *b, size_t n);
+void crypto_wipe(void *p, size_t n);
+
+/* base64url without padding; returns a new NUL-terminated string. */
+char *b64url_encode(const void *data, size_t len);
+/* Decodes base64url (padding optional); ERR_PARSE on a bad character or length. */
+int b64url_decode(const char *s, size_t slen, unsigned char **out /* OUT */,
+                  size_t *outlen /* OUT */) ERR_WARN_UNUSED;
+
+#endif
