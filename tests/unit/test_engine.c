@@ -1,0 +1,604 @@
+/* The engine driven through a session with a capturing transport: framing errors, version
+ * negotiation, the lifecycle, pagination, cancellation, server-to-client requests and the
+ * integrity of MRTR requestState. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "mcp/mcp_int.h"
+#include "mcp/session.h"
+#include "tools/tools.h"
+
+struct capture {
+    pthread_mutex_t mu;
+    json_t *msgs; /* every message sent, parsed */
+    int finals;
+};
+
+static void capture_send(void *arg, void *stream, const char *msg, size_t len, bool final)
+{
+    struct capture *c = arg;
+    assert_null(memchr(msg, '\n', len)); /* one line per message */
+    json_t *j = json_loadb(msg, len, 0, NULL);
+    assert_non_null(j);
+    pthread_mutex_lock(&c->mu);
+    json_array_append_new(c->msgs, j);
+    c->finals += final;
+    pthread_mutex_unlock(&c->mu);
+}
+
+struct fixture {
+    struct mcp_server *srv;
+    struct mcp_session *s;
+    struct capture cap;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    f->srv = mcp_server_new("test", "9.9");
+    const char *bad;
+    assert_int_equal(tools_register(f->srv, "demo", &bad), 0);
+    pthread_mutex_init(&f->cap.mu, NULL);
+    f->cap.msgs = json_array();
+    struct mcp_session_io io = {.send = capture_send, .arg = &f->cap};
+    f->s = mcp_session_new(f->srv, &io);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    mcp_session_close(f->s);
+    mcp_server_free(f->srv);
+    json_decref(f->cap.msgs);
+    free(f);
+    return 0;
+}
+
+static void feed(struct fixture *f, const char *line)
+{
+    mcp_session_feed(f->s, line, strlen(line), NULL);
+}
+
+static void feedf(struct fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void feedf(struct fixture *f, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    feed(f, buf);
+}
+
+/* Waits (up to 5 s) for the message answering id (a JSON integer), returns it (+1 ref). */
+static json_t *answer(struct fixture *f, json_int_t id)
+{
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&f->cap.mu);
+        size_t k;
+        json_t *m;
+        json_array_foreach(f->cap.msgs, k, m) {
+            json_t *mid = json_object_get(m, "id");
+            if (json_is_integer(mid) && json_integer_value(mid) == id &&
+                json_object_get(m, "method") == NULL) {
+                json_incref(m);
+                pthread_mutex_unlock(&f->cap.mu);
+                return m;
+            }
+        }
+        pthread_mutex_unlock(&f->cap.mu);
+        usleep(1000);
+    }
+    fail_msg("no answer to request %lld", (long long)id);
+    return NULL;
+}
+
+/* The first message (not an answer) whose method is method, or NULL after 5 s. */
+static json_t *sent_method(struct fixture *f, const char *method)
+{
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&f->cap.mu);
+        size_t k;
+        json_t *m;
+        json_array_foreach(f->cap.msgs, k, m) {
+            const char *mm = json_string_value(json_object_get(m, "method"));
+            if (mm != NULL && strcmp(mm, method) == 0) {
+                json_incref(m);
+                pthread_mutex_unlock(&f->cap.mu);
+                return m;
+            }
+        }
+        pthread_mutex_unlock(&f->cap.mu);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static int error_code(json_t *m)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(m, "error"), "code"));
+}
+
+static const char *error_message(json_t *m)
+{
+    return json_string_value(json_object_get(json_object_get(m, "error"), "message"));
+}
+
+static json_t *result(json_t *m)
+{
+    json_t *r = json_object_get(m, "result");
+    if (r == NULL)
+        fail_msg("expected a result, got %s", error_message(m));
+    return r;
+}
+
+static void initialize(struct fixture *f, const char *version, const char *caps)
+{
+    feedf(f,
+          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+          "\"%s\",\"capabilities\":%s,\"clientInfo\":{\"name\":\"unit\",\"version\":\"1\"}}}",
+          version, caps);
+    json_t *m = answer(f, 1);
+    result(m);
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+}
+
+#define MODERN_META(caps)                                                                          \
+    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                      \
+    "\"io.modelcontextprotocol/clientCapabilities\":" caps "}"
+
+/* ---- framing ---- */
+
+static void test_framing_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *line;
+        int code;
+        const char *msg_part;
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":", JSONRPC_PARSE_ERROR, "Parse error"},
+        {"not json", JSONRPC_PARSE_ERROR, "Parse error"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"} trailing", JSONRPC_PARSE_ERROR,
+         "Parse error"},
+        {"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}", JSONRPC_INVALID_REQUEST,
+         "\"jsonrpc\" must be \"2.0\""},
+        {"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}", JSONRPC_INVALID_REQUEST,
+         "null is not allowed"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}", JSONRPC_INVALID_REQUEST,
+         "string or an integer"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":[1]}",
+         JSONRPC_INVALID_REQUEST, "\"params\" must be an object"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":5}", JSONRPC_INVALID_REQUEST,
+         "\"method\" must be a non-empty string"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1}", JSONRPC_INVALID_REQUEST, "needs \"method\""},
+        {"42", JSONRPC_INVALID_REQUEST, "must be a JSON object"},
+        {"[]", JSONRPC_INVALID_REQUEST, "batches"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"\xc3\x28\"}}",
+         JSONRPC_PARSE_ERROR, "invalid UTF-8"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"\xed\xa0\x80\"}}",
+         JSONRPC_PARSE_ERROR, "invalid UTF-8"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"\xc0\xaf\"}}",
+         JSONRPC_PARSE_ERROR, "invalid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        pthread_mutex_lock(&f->cap.mu);
+        json_array_clear(f->cap.msgs);
+        pthread_mutex_unlock(&f->cap.mu);
+        feed(f, cases[i].line);
+        assert_int_equal(json_array_size(f->cap.msgs), 1);
+        json_t *m = json_array_get(f->cap.msgs, 0);
+        if (error_code(m) != cases[i].code || strstr(error_message(m), cases[i].msg_part) == NULL)
+            fail_msg("case %zu (%s): got %d '%s'", i, cases[i].line, error_code(m),
+                     error_message(m));
+    }
+}
+
+static void test_limits(void **state)
+{
+    struct fixture *f = *state;
+    /* Nesting beyond the cap is refused before parsing. */
+    char deep[300];
+    memset(deep, '[', 100);
+    deep[100] = '\0';
+    feed(f, deep);
+    json_t *m = json_array_get(f->cap.msgs, 0);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_REQUEST);
+    assert_non_null(strstr(error_message(m), "nests deeper than 64"));
+    /* Size beyond the cap. */
+    mcp_server_set_max_message(f->srv, 64);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\",\"params\":{\"pad\":"
+            "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}");
+    m = json_array_get(f->cap.msgs, 1);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_REQUEST);
+    assert_non_null(strstr(error_message(m), "exceeds the limit of 64 bytes"));
+}
+
+/* ---- lifecycle and negotiation ---- */
+
+static void test_negotiation(void **state)
+{
+    static const struct {
+        const char *asked, *got;
+    } cases[] = {
+        {"2024-11-05", "2024-11-05"}, {"2025-03-26", "2025-03-26"},
+        {"2025-06-18", "2025-06-18"}, {"2025-11-25", "2025-11-25"},
+        {"2030-01-01", "2025-11-25"}, /* unknown: our latest legacy revision */
+        {"2026-07-28", "2025-11-25"}, /* no initialize in 2026-07-28: offer the legacy latest */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        void *st;
+        setup(&st);
+        struct fixture *f = st;
+        feedf(f,
+              "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+              "\"protocolVersion\":\"%s\",\"capabilities\":{},\"clientInfo\":{\"name\":\"u\","
+              "\"version\":\"1\"}}}",
+              cases[i].asked);
+        json_t *m = answer(f, 1);
+        json_t *r = result(m);
+        assert_string_equal(json_string_value(json_object_get(r, "protocolVersion")),
+                            cases[i].got);
+        assert_non_null(json_object_get(json_object_get(r, "capabilities"), "tools"));
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(r, "serverInfo"), "name")), "test");
+        json_decref(m);
+        teardown(&st);
+    }
+}
+
+static void test_lifecycle(void **state)
+{
+    struct fixture *f = *state;
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\"}");
+    json_t *m = answer(f, 10);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_REQUEST);
+    assert_non_null(strstr(error_message(m), "before initialization"));
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"ping\"}"); /* allowed before init */
+    m = answer(f, 11);
+    assert_int_equal(json_object_size(result(m)), 0);
+    json_decref(m);
+    initialize(f, "2025-11-25", "{}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"initialize\",\"params\":{"
+            "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{}}}");
+    m = answer(f, 12);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_REQUEST);
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"no/such\"}");
+    m = answer(f, 13);
+    assert_int_equal(error_code(m), JSONRPC_METHOD_NOT_FOUND);
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":\"str-id\",\"method\":\"ping\"}");
+    for (int i = 0; i < 100 && json_array_size(f->cap.msgs) < 6; i++)
+        usleep(1000);
+    m = json_array_get(f->cap.msgs, json_array_size(f->cap.msgs) - 1);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "str-id");
+    /* An unknown notification gets no answer. */
+    size_t before = json_array_size(f->cap.msgs);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/whatever\"}");
+    assert_int_equal(json_array_size(f->cap.msgs), before);
+}
+
+static void test_batches(void **state)
+{
+    struct fixture *f = *state;
+    initialize(f, "2025-03-26", "{}");
+    feed(f, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"},"
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\"}]");
+    json_t *a = answer(f, 2), *b = answer(f, 3);
+    result(a);
+    assert_true(json_array_size(json_object_get(result(b), "tools")) > 0);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* ---- pagination ---- */
+
+static void test_pagination(void **state)
+{
+    struct fixture *f = *state;
+    mcp_server_set_page_size(f->srv, 2);
+    initialize(f, "2025-11-25", "{}");
+    json_t *names = json_array();
+    char cursor[128] = "";
+    json_int_t id = 100;
+    for (int page = 0; page < 10; page++, id++) {
+        if (cursor[0])
+            feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/list\",\"params\":{"
+                     "\"cursor\":\"%s\"}}", (long long)id, cursor);
+        else
+            feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/list\"}", (long long)id);
+        json_t *m = answer(f, id);
+        json_t *r = result(m);
+        assert_true(json_array_size(json_object_get(r, "tools")) <= 2);
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(r, "tools"), i, t)
+            json_array_append(names, json_object_get(t, "name"));
+        const char *next = json_string_value(json_object_get(r, "nextCursor"));
+        snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+        json_decref(m);
+        if (next == NULL) {
+            id++;
+            break;
+        }
+    }
+    assert_int_equal(json_array_size(names), 6); /* every demo tool, once */
+    assert_string_equal(json_string_value(json_array_get(names, 0)), "echo");
+    assert_string_equal(json_string_value(json_array_get(names, 5)), "greet_user");
+    json_decref(names);
+
+    static const char *const bad[] = {"not-base64!", "cjow" /* "r:0": another list's */,
+                                      "dDo5OQ" /* "t:99": past the end */, ""};
+    for (size_t i = 0; i < 4; i++, id++) {
+        feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/list\",\"params\":{"
+                 "\"cursor\":\"%s\"}}", (long long)id, bad[i]);
+        json_t *m = answer(f, id);
+        if (error_code(m) != JSONRPC_INVALID_PARAMS)
+            fail_msg("cursor '%s' was accepted", bad[i]);
+        json_decref(m);
+    }
+}
+
+/* ---- tools ---- */
+
+static void test_tool_errors(void **state)
+{
+    struct fixture *f = *state;
+    initialize(f, "2025-11-25", "{}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}");
+    json_t *m = answer(f, 2);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    assert_non_null(strstr(error_message(m), "Unknown tool: nope"));
+    json_decref(m);
+    /* Schema violations are tool errors that name the path and the rule. */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"add\","
+            "\"arguments\":{\"a\":1,\"b\":\"two\"}}}");
+    m = answer(f, 3);
+    json_t *r = result(m);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    const char *text =
+        json_string_value(json_object_get(json_array_get(json_object_get(r, "content"), 0), "text"));
+    assert_non_null(strstr(text, "/b"));
+    assert_non_null(strstr(text, "type"));
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+            "\"arguments\":[1]}}");
+    m = answer(f, 4);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    json_decref(m);
+}
+
+static void test_cancellation(void **state)
+{
+    struct fixture *f = *state;
+    initialize(f, "2025-11-25", "{}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"countdown\",\"arguments\":{\"steps\":100,\"intervalMs\":50},\"_meta\":{"
+            "\"progressToken\":\"pt\"}}}");
+    json_t *p = sent_method(f, "notifications/progress");
+    assert_non_null(p);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(p, "params"), "progressToken")), "pt");
+    json_decref(p);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+            "\"requestId\":5,\"reason\":\"test\"}}");
+    /* The handler stops at once; the session keeps working; no answer to 5 is sent. */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+            "\"arguments\":{\"text\":\"after\"}}}");
+    json_t *m = answer(f, 6);
+    result(m);
+    json_decref(m);
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&f->s->mu);
+        bool idle = f->s->running_jobs == 0;
+        pthread_mutex_unlock(&f->s->mu);
+        if (idle)
+            break;
+        usleep(1000);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 2); /* far less than the 5 s it would have run */
+    size_t k;
+    json_t *x;
+    json_array_foreach(f->cap.msgs, k, x) {
+        json_t *id = json_object_get(x, "id");
+        if (json_is_integer(id) && json_integer_value(id) == 5)
+            fail_msg("a cancelled request was answered");
+    }
+}
+
+static void test_legacy_elicitation(void **state)
+{
+    struct fixture *f = *state;
+    initialize(f, "2025-11-25", "{\"elicitation\":{}}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"greet_user\"}}");
+    json_t *req = sent_method(f, "elicitation/create");
+    assert_non_null(req);
+    const char *rid = json_string_value(json_object_get(req, "id"));
+    assert_non_null(rid);
+    feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":\"%s\",\"result\":{\"action\":\"accept\",\"content\":"
+             "{\"name\":\"Ada\"}}}", rid);
+    json_decref(req);
+    json_t *m = answer(f, 8);
+    json_t *c = json_array_get(json_object_get(result(m), "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Hello, Ada!");
+    json_decref(m);
+}
+
+/* ---- the modern era and MRTR ---- */
+
+static void test_modern_basics(void **state)
+{
+    struct fixture *f = *state;
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{" MODERN_META(
+                "{}") "}}");
+    json_t *m = answer(f, 1);
+    json_t *r = result(m);
+    assert_string_equal(json_string_value(json_object_get(r, "resultType")), "complete");
+    assert_true(json_is_integer(json_object_get(r, "ttlMs")));
+    assert_non_null(json_object_get(json_object_get(r, "_meta"),
+                                    "io.modelcontextprotocol/serverInfo"));
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+            "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}");
+    m = answer(f, 2);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    assert_non_null(strstr(error_message(m), "clientCapabilities"));
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+            "\"io.modelcontextprotocol/protocolVersion\":\"2027-01-01\","
+            "\"io.modelcontextprotocol/clientCapabilities\":{}}}}");
+    m = answer(f, 3);
+    assert_int_equal(error_code(m), MCP_UNSUPPORTED_VERSION);
+    json_t *data = json_object_get(json_object_get(m, "error"), "data");
+    assert_string_equal(json_string_value(json_object_get(data, "requested")), "2027-01-01");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(data, "supported"), 0)),
+                        "2026-07-28");
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"logging/setLevel\",\"params\":{"
+            "\"level\":\"info\"," MODERN_META("{}") "}}");
+    m = answer(f, 4);
+    assert_int_equal(error_code(m), JSONRPC_METHOD_NOT_FOUND);
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{\"uri\":"
+            "\"demo://none\"," MODERN_META("{}") "}}");
+    m = answer(f, 5);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS); /* -32002 was legacy */
+    json_decref(m);
+}
+
+static char *mrtr_first_round(struct fixture *f, json_int_t id)
+{
+    feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"greet_user\",\"arguments\":{}," MODERN_META("{\"elicitation\":{}}") "}}",
+          (long long)id);
+    json_t *m = answer(f, id);
+    json_t *r = result(m);
+    assert_string_equal(json_string_value(json_object_get(r, "resultType")), "input_required");
+    json_t *q = json_object_get(json_object_get(r, "inputRequests"), "name");
+    assert_string_equal(json_string_value(json_object_get(q, "method")), "elicitation/create");
+    char *st = strdup(json_string_value(json_object_get(r, "requestState")));
+    json_decref(m);
+    return st;
+}
+
+static json_t *mrtr_retry(struct fixture *f, json_int_t id, const char *tool, const char *args,
+                          const char *st)
+{
+    feedf(f, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"%s\",\"arguments\":%s,\"requestState\":\"%s\",\"inputResponses\":{\"name\":{"
+             "\"action\":\"accept\",\"content\":{\"name\":\"Lin\"}}}," MODERN_META(
+                 "{\"elicitation\":{}}") "}}",
+          (long long)id, tool, args, st);
+    return answer(f, id);
+}
+
+static void test_mrtr_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char *st = mrtr_first_round(f, 1);
+    json_t *m = mrtr_retry(f, 2, "greet_user", "{}", st);
+    json_t *c = json_array_get(json_object_get(result(m), "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Hello, Lin!");
+    json_decref(m);
+    free(st);
+}
+
+static void test_mrtr_integrity(void **state)
+{
+    struct fixture *f = *state;
+    char *st = mrtr_first_round(f, 1);
+    size_t n = strlen(st);
+    const char *dot = strrchr(st, '.');
+    assert_non_null(dot);
+    size_t dotpos = (size_t)(dot - st);
+    json_int_t id = 10;
+
+    /* Flip one character in the payload, in the MAC, truncate, drop the MAC. */
+    size_t positions[] = {0, dotpos / 2, dotpos - 1, dotpos + 1, n - 2};
+    for (size_t i = 0; i < sizeof(positions) / sizeof(*positions); i++, id++) {
+        char *t = strdup(st);
+        t[positions[i]] = t[positions[i]] == 'A' ? 'B' : 'A';
+        json_t *m = mrtr_retry(f, id, "greet_user", "{}", t);
+        if (error_code(m) != JSONRPC_INVALID_PARAMS)
+            fail_msg("tampered state (position %zu) was accepted", positions[i]);
+        json_decref(m);
+        free(t);
+    }
+    char *trunc = strndup(st, dotpos);
+    json_t *m = mrtr_retry(f, id++, "greet_user", "{}", trunc);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    json_decref(m);
+    free(trunc);
+
+    /* A genuine state replayed with other arguments or for another tool is refused. */
+    m = mrtr_retry(f, id++, "greet_user", "{\"x\":1}", st);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    json_decref(m);
+    m = mrtr_retry(f, id++, "echo", "{\"text\":\"a\"}", st);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    assert_non_null(strstr(error_message(m), "different request"));
+    json_decref(m);
+
+    /* A state sealed by another server instance (another key) is refused. */
+    void *other;
+    setup(&other);
+    struct fixture *g = other;
+    m = mrtr_retry(g, 1, "greet_user", "{}", st);
+    assert_int_equal(error_code(m), JSONRPC_INVALID_PARAMS);
+    assert_non_null(strstr(error_message(m), "integrity"));
+    json_decref(m);
+    teardown(&other);
+
+    /* The same key (several instances configured alike) accepts it. */
+    unsigned char key[32] = {1, 2, 3};
+    setup(&other);
+    g = other;
+    assert_int_equal(mcp_server_set_state_key(g->srv, key, sizeof(key)), 0);
+    assert_int_equal(mcp_server_set_state_key(f->srv, key, sizeof(key)), 0);
+    free(st);
+    st = mrtr_first_round(f, id++);
+    m = mrtr_retry(g, 2, "greet_user", "{}", st);
+    result(m);
+    json_decref(m);
+    teardown(&other);
+    free(st);
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_framing_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test(test_negotiation),
+        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancellation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modern_basics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mrtr_integrity, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
