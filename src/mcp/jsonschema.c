@@ -151,7 +151,7 @@ static void remove_dots(char *p)
         } else if (strcmp(s, "/.") == 0) {
             s[1] = '\0';
         } else if (strncmp(s, "/../", 4) == 0 || strcmp(s, "/..") == 0) {
-            s += 2;
+            s += s[3] == '/' ? 3 : 2; /* "/../x" -> "/x", "/.." -> "/" */
             *s = '/';
             while (o > 0 && p[--o] != '/')
                 ;
@@ -260,8 +260,8 @@ static json_t *pointer_get(json_t *node, const char *ptr)
     return *ptr == '\0' ? node : NULL;
 }
 
-int jschema_ref_resolve(const struct jschema *s, const char *base, const char *ref,
-                        json_t **out, char **doc, const char **why)
+int jschema_ref_resolve(const struct jschema *s, const char *base, const char *ref, json_t **out,
+                        char **doc, const char **why)
 {
     const char *hash = strchr(ref, '#');
     char *d = NULL, *frag = NULL, *key = NULL;
@@ -422,7 +422,7 @@ static int are_strings(const json_t *j)
 
     if (!json_is_array(j))
         return 0;
-    json_array_foreach(j, i, v)
+    json_array_foreach (j, i, v)
         if (!json_is_string(v))
             return 0;
     return 1;
@@ -493,7 +493,7 @@ static int walk_ids(struct cctx *c, json_t *sch, const char *base, char **nb /* 
             return cerr(c, "\"$id\" must be a string");
         ids = json_string_value(id);
         hash = strchr(ids, '#');
-        if (hash != ids) {
+        if (ids[0] != '\0' && hash != ids) { /* "" and "#foo" keep the base */
             if ((*nb = uri_resolve(base, ids, hash ? (size_t)(hash - ids) : strlen(ids))) == NULL)
                 return cerr(c, "\"$id\" is too long");
             b = *nb;
@@ -535,9 +535,9 @@ static int walk_list(struct cctx *c, const char *key, json_t *v, const char *bas
 
     if (!json_is_array(v) || (nonempty && json_array_size(v) == 0))
         return cerr(c, "\"%s\" must be a%s array of schemas", key, nonempty ? " non-empty" : "n");
-    json_array_foreach(v, i, sub) {
+    json_array_foreach (v, i, sub) {
         old = jschema_path_push(c->path, sizeof c->path, &c->plen, seg,
-                        (size_t)snprintf(seg, sizeof seg, "%zu", i));
+                                (size_t)snprintf(seg, sizeof seg, "%zu", i));
         r = walk(c, sub, base);
         jschema_path_pop(c->path, &c->plen, old);
         if (r != 0)
@@ -561,9 +561,7 @@ static int walk_keyword(struct cctx *c, const char *key, json_t *v, const char *
         return 0; /* unknown keywords and annotations are ignored */
     old = jschema_path_push(c->path, sizeof c->path, &c->plen, key, strlen(key));
     switch (kw->kind) {
-    case K_SCHEMA:
-        r = walk(c, v, base);
-        break;
+    case K_SCHEMA: r = walk(c, v, base); break;
     case K_SCHEMA_MAP:
     case K_PATTERN_MAP:
     case K_DEPENDENCIES:
@@ -572,7 +570,7 @@ static int walk_keyword(struct cctx *c, const char *key, json_t *v, const char *
             r = cerr(c, "\"%s\" must be an object", key);
             break;
         }
-        json_object_keylen_foreach(v, k, klen, sub) {
+        json_object_keylen_foreach (v, k, klen, sub) {
             if (kw->kind == K_PATTERN_MAP && (r = re_compile(c, k, klen)) != 0)
                 break;
             o2 = jschema_path_push(c->path, sizeof c->path, &c->plen, k, klen);
@@ -585,12 +583,8 @@ static int walk_keyword(struct cctx *c, const char *key, json_t *v, const char *
                 break;
         }
         break;
-    case K_SCHEMA_LIST:
-        r = walk_list(c, key, v, base, 1);
-        break;
-    case K_ITEMS:
-        r = json_is_array(v) ? walk_list(c, key, v, base, 0) : walk(c, v, base);
-        break;
+    case K_SCHEMA_LIST: r = walk_list(c, key, v, base, 1); break;
+    case K_ITEMS: r = json_is_array(v) ? walk_list(c, key, v, base, 0) : walk(c, v, base); break;
     case K_COUNT:
         if (!is_count(v))
             r = cerr(c, "\"%s\" must be a non-negative integer", key);
@@ -621,7 +615,7 @@ static int walk_keyword(struct cctx *c, const char *key, json_t *v, const char *
         break;
     case K_TYPE:
         if (json_is_array(v)) {
-            json_array_foreach(v, i, sub)
+            json_array_foreach (v, i, sub)
                 if (!is_type_name(sub))
                     r = ERR_INVALID;
         } else if (!is_type_name(v)) {
@@ -661,7 +655,7 @@ static int walk(struct cctx *c, json_t *sch, const char *base)
     c->depth++;
     if ((r = walk_ids(c, sch, base, &nb)) != 0)
         goto out;
-    json_object_foreach(sch, key, v) {
+    json_object_foreach (sch, key, v) {
         if ((r = walk_keyword(c, key, v, nb ? nb : base)) != 0)
             goto out;
     }
@@ -747,8 +741,7 @@ int jschema_new(json_t *root, struct jschema **out, char **err)
     c.s = s;
     id = json_object_get(root, "$id");
     if (json_is_string(id))
-        s->root_base = uri_resolve("", json_string_value(id),
-                                   strcspn(json_string_value(id), "#"));
+        s->root_base = uri_resolve("", json_string_value(id), strcspn(json_string_value(id), "#"));
     else
         s->root_base = xstrdup("");
     if (s->root_base == NULL) {

@@ -23,12 +23,12 @@ struct pmap {
 };
 
 struct jschema {
-    json_t *root;        /* referenced */
-    json_t *index;       /* owned: "uri" and "uri#anchor" -> schema (a node of root) */
-    char *root_base;     /* owned: base URI of the root, "" when it has no $id */
-    struct pmap regex;   /* pattern (const char * inside root) -> pcre2_code * (owned) */
-    struct pmap refs;    /* "$ref" string node -> target schema (borrowed from root) */
-    struct pmap schemas; /* every schema node walked -> (void *)1 */
+    json_t *root;              /* referenced */
+    json_t *index;             /* owned: "uri" and "uri#anchor" -> schema (a node of root) */
+    char *root_base;           /* owned: base URI of the root, "" when it has no $id */
+    struct pmap regex;         /* pattern (const char * inside root) -> pcre2_code * (owned) */
+    struct pmap refs;          /* "$ref" string node -> target schema (borrowed from root) */
+    struct pmap schemas;       /* every schema node walked -> (void *)1 */
     pcre2_match_context *mctx; /* owned, read-only once built */
 };
 
@@ -46,7 +46,7 @@ int jschema_is_integral(double d);
  * target and *doc (owned by the caller) the URI of the resource holding it; on failure returns
  * ERR_NOTFOUND and *why says why. Never looks outside the document. */
 int jschema_ref_resolve(const struct jschema *s, const char *base, const char *ref,
-                        json_t **out /* OUT */, char **doc /* OUT */, const char **why /* OUT */)
-    ERR_WARN_UNUSED;
+                        json_t **out /* OUT */, char **doc /* OUT */,
+                        const char **why /* OUT */) ERR_WARN_UNUSED;
 
 #endif

@@ -17,7 +17,7 @@
 #define MAX_INSTANCE_DEPTH 64 /* levels of instance nesting the schema may descend */
 #define MAX_REF_HOPS 256      /* $ref hops on the current path ("$ref": "#" cycles) */
 #define MAX_FRAMES 1024       /* validate() calls on the C stack */
-#define MAX_STEPS 4000000UL   /* validate() calls per jschema_validate (anyOf blow-ups) */
+#define MAX_STEPS 2000000UL   /* validate() calls per jschema_validate (anyOf blow-ups) */
 #define EQ_MAX_DEPTH 2048     /* deeper values compare unequal (jansson parses 2048 at most) */
 
 static long long count_of(const json_t *j)
@@ -117,14 +117,13 @@ static int json_eq(const json_t *a, const json_t *b, unsigned depth)
     case JSON_OBJECT:
         if (json_object_size(a) != json_object_size(b))
             return 0;
-        json_object_keylen_foreach((json_t *)a, key, klen, va) {
+        json_object_keylen_foreach ((json_t *)a, key, klen, va) {
             const json_t *vb = json_object_getn(b, key, klen);
             if (vb == NULL || !json_eq(va, vb, depth + 1))
                 return 0;
         }
         return 1;
-    default:
-        return 1; /* true, false, null: same type */
+    default: return 1; /* true, false, null: same type */
     }
 }
 
@@ -146,8 +145,7 @@ static uint64_t json_hash(const json_t *j, unsigned depth)
     if (depth > EQ_MAX_DEPTH)
         return 0;
     switch (json_typeof(j)) {
-    case JSON_INTEGER:
-        return mix(1, (uint64_t)json_integer_value(j));
+    case JSON_INTEGER: return mix(1, (uint64_t)json_integer_value(j));
     case JSON_REAL:
         d = json_real_value(j);
         if (jschema_is_integral(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
@@ -163,15 +161,14 @@ static uint64_t json_hash(const json_t *j, unsigned depth)
             h = mix(h, json_hash(json_array_get(j, i), depth + 1));
         return h;
     case JSON_OBJECT:
-        json_object_keylen_foreach((json_t *)j, key, klen, v) {
+        json_object_keylen_foreach ((json_t *)j, key, klen, v) {
             uint64_t kh = 0xcbf29ce484222325ULL;
             for (i = 0; i < klen; i++)
                 kh = (kh ^ (unsigned char)key[i]) * 0x100000001b3ULL;
             sum += mix(kh, json_hash(v, depth + 1));
         }
         return mix(h, sum);
-    default:
-        return mix(h, 0);
+    default: return mix(h, 0);
     }
 }
 
@@ -318,21 +315,14 @@ static int re_match(const struct jschema *s, const char *pat, const char *subj, 
 static const char *type_of(const json_t *j)
 {
     switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "number";
     case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
+    case JSON_FALSE: return "boolean";
+    default: return "null";
     }
 }
 
@@ -353,14 +343,14 @@ static int check_type(struct vctx *v, const json_t *t, const json_t *inst)
 
     if (json_is_string(t) && type_is(json_string_value(t), inst))
         return 0;
-    json_array_foreach(t, i, e)
+    json_array_foreach (t, i, e)
         if (type_is(json_string_value(e), inst))
             return 0;
     if (v->err == NULL)
         return ERR_INVALID;
     if (json_is_string(t))
         snprintf(want, sizeof want, "%s", json_string_value(t));
-    json_array_foreach(t, i, e)
+    json_array_foreach (t, i, e)
         if (l < sizeof want)
             l += (size_t)snprintf(want + l, sizeof want - l, "%s%s", i ? " or " : "",
                                   json_string_value(e));
@@ -378,7 +368,7 @@ static int check_generic(struct vctx *v, const json_t *sch, const json_t *inst)
     if ((k = json_object_get(sch, "type")) != NULL && (r = check_type(v, k, inst)) != 0)
         return r;
     if ((k = json_object_get(sch, "enum")) != NULL) {
-        json_array_foreach(k, i, e)
+        json_array_foreach (k, i, e)
             if (json_eq(e, inst, 0))
                 break;
         if (i == json_array_size(k)) {
@@ -395,13 +385,13 @@ static int check_generic(struct vctx *v, const json_t *sch, const json_t *inst)
     return 0;
 }
 
-static int check_required(struct vctx *v, const json_t *names, const json_t *inst,
-                          const char *kw, const char *because)
+static int check_required(struct vctx *v, const json_t *names, const json_t *inst, const char *kw,
+                          const char *because)
 {
     size_t i;
     json_t *n;
 
-    json_array_foreach(names, i, n) {
+    json_array_foreach (names, i, n) {
         if (json_object_getn(inst, json_string_value(n), json_string_length(n)) != NULL)
             continue;
         if (because != NULL)
@@ -448,10 +438,12 @@ static int check_member(struct vctx *v, const json_t *sch, const char *key, size
         if ((r = child(v, sub, val, key, klen)) != 0)
             return r;
     }
-    json_object_foreach((json_t *)pats, pat, sub) {
+    json_object_foreach ((json_t *)pats, pat, sub) {
         if ((m = re_match(v->s, pat, key, klen)) < 0)
-            return vfail(v, "patternProperties", "cannot match property name '%s' against "
-                         "pattern '%s' (the regex engine gave up)", key, pat);
+            return vfail(v, "patternProperties",
+                         "cannot match property name '%s' against "
+                         "pattern '%s' (the regex engine gave up)",
+                         key, pat);
         if (m == 0)
             continue;
         matched = 1;
@@ -474,15 +466,6 @@ static int check_object(struct vctx *v, const json_t *sch, const json_t *inst)
     json_t *val, *sub;
     int r;
 
-    if ((k = json_object_get(sch, "required")) != NULL &&
-        (r = check_required(v, k, inst, "required", NULL)) != 0)
-        return r;
-    if ((k = json_object_get(sch, "dependentRequired")) != NULL) {
-        json_object_keylen_foreach((json_t *)k, key, klen, sub)
-            if (json_object_getn(inst, key, klen) != NULL &&
-                (r = check_required(v, sub, inst, "dependentRequired", key)) != 0)
-                return r;
-    }
     if ((k = json_object_get(sch, "minProperties")) != NULL && (long long)n < count_of(k))
         return vfail(v, "minProperties", "object must have at least %lld properties, has %zu",
                      count_of(k), n);
@@ -490,24 +473,35 @@ static int check_object(struct vctx *v, const json_t *sch, const json_t *inst)
         return vfail(v, "maxProperties", "object must have at most %lld properties, has %zu",
                      count_of(k), n);
     if ((k = json_object_get(sch, "propertyNames")) != NULL && !json_is_true(k)) {
-        json_object_keylen_foreach((json_t *)inst, key, klen, val)
+        json_object_keylen_foreach ((json_t *)inst, key, klen, val)
             if ((r = check_property_name(v, k, key, klen)) != 0)
                 return r;
     }
     if (json_object_get(sch, "properties") != NULL ||
         json_object_get(sch, "patternProperties") != NULL ||
         json_object_get(sch, "additionalProperties") != NULL) {
-        json_object_keylen_foreach((json_t *)inst, key, klen, val)
+        json_object_keylen_foreach ((json_t *)inst, key, klen, val)
             if ((r = check_member(v, sch, key, klen, val)) != 0)
                 return r;
     }
+    /* After the members, so a const "type" discriminator that fails is what a mismatched
+     * anyOf branch reports, and explain_none can rank it below a real failure. */
+    if ((k = json_object_get(sch, "required")) != NULL &&
+        (r = check_required(v, k, inst, "required", NULL)) != 0)
+        return r;
+    if ((k = json_object_get(sch, "dependentRequired")) != NULL) {
+        json_object_keylen_foreach ((json_t *)k, key, klen, sub)
+            if (json_object_getn(inst, key, klen) != NULL &&
+                (r = check_required(v, sub, inst, "dependentRequired", key)) != 0)
+                return r;
+    }
     if ((k = json_object_get(sch, "dependentSchemas")) != NULL) {
-        json_object_keylen_foreach((json_t *)k, key, klen, sub)
+        json_object_keylen_foreach ((json_t *)k, key, klen, sub)
             if (json_object_getn(inst, key, klen) != NULL && (r = validate(v, sub, inst)) != 0)
                 return r;
     }
     if ((dep = json_object_get(sch, "dependencies")) != NULL) {
-        json_object_keylen_foreach((json_t *)dep, key, klen, sub) {
+        json_object_keylen_foreach ((json_t *)dep, key, klen, sub) {
             if (json_object_getn(inst, key, klen) == NULL)
                 continue;
             r = json_is_array(sub) ? check_required(v, sub, inst, "dependencies", key)
@@ -522,7 +516,8 @@ static int check_object(struct vctx *v, const json_t *sch, const json_t *inst)
 static int check_contains(struct vctx *v, const json_t *sch, const json_t *inst)
 {
     const json_t *c = json_object_get(sch, "contains");
-    const json_t *mn = json_object_get(sch, "minContains"), *mx = json_object_get(sch, "maxContains");
+    const json_t *mn = json_object_get(sch, "minContains"),
+                 *mx = json_object_get(sch, "maxContains");
     long long lo = mn ? count_of(mn) : 1, hi = mx ? count_of(mx) : LLONG_MAX;
     struct jschema_error *saved = v->err;
     size_t i, found = 0;
@@ -560,16 +555,16 @@ static int check_array(struct vctx *v, const json_t *sch, const json_t *inst)
     int r;
 
     if ((k = json_object_get(sch, "minItems")) != NULL && (long long)n < count_of(k))
-        return vfail(v, "minItems", "array must have at least %lld items, has %zu", count_of(k),
-                     n);
+        return vfail(v, "minItems", "array must have at least %lld items, has %zu", count_of(k), n);
     if ((k = json_object_get(sch, "maxItems")) != NULL && (long long)n > count_of(k))
-        return vfail(v, "maxItems", "array must have at most %lld items, has %zu", count_of(k),
-                     n);
+        return vfail(v, "maxItems", "array must have at most %lld items, has %zu", count_of(k), n);
     if (json_is_true(json_object_get(sch, "uniqueItems"))) {
         v->steps += n;
         if (find_duplicate(inst, &a, &b))
-            return vfail(v, "uniqueItems", "array items %zu and %zu are equal; items must be "
-                         "unique", a, b);
+            return vfail(v, "uniqueItems",
+                         "array items %zu and %zu are equal; items must be "
+                         "unique",
+                         a, b);
     }
     prefix = json_object_get(sch, "prefixItems");
     if (prefix == NULL && json_is_array(items))
@@ -618,8 +613,10 @@ static int check_string(struct vctx *v, const json_t *sch, const json_t *inst)
     }
     if (pat != NULL && (m = re_match(v->s, json_string_value(pat), s, n)) != 1) {
         if (m < 0)
-            return vfail(v, "pattern", "cannot match the string against pattern '%s' (the "
-                         "regex engine gave up)", json_string_value(pat));
+            return vfail(v, "pattern",
+                         "cannot match the string against pattern '%s' (the "
+                         "regex engine gave up)",
+                         json_string_value(pat));
         return vfail(v, "pattern", "string does not match pattern '%s'", json_string_value(pat));
     }
     return 0;
@@ -640,8 +637,8 @@ static int is_multiple(const json_t *x, const json_t *m)
 
 static int check_number(struct vctx *v, const json_t *sch, const json_t *inst)
 {
-    static const char *const kws[] = {"minimum", "maximum", "exclusiveMinimum",
-                                       "exclusiveMaximum", "multipleOf"};
+    static const char *const kws[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                      "multipleOf"};
     char a[40] = "", b[40] = "";
     const json_t *k;
     size_t i;
@@ -651,8 +648,16 @@ static int check_number(struct vctx *v, const json_t *sch, const json_t *inst)
         if ((k = json_object_get(sch, kws[i])) == NULL)
             continue;
         c = i < 4 ? num_cmp(inst, k) : 0;
-        bad = i == 0 ? c < 0 : i == 1 ? c > 0 : i == 2 ? c <= 0 : i == 3 ? c >= 0
-                                                               : !is_multiple(inst, k);
+        if (i == 0)
+            bad = c < 0;
+        else if (i == 1)
+            bad = c > 0;
+        else if (i == 2)
+            bad = c <= 0;
+        else if (i == 3)
+            bad = c >= 0;
+        else
+            bad = !is_multiple(inst, k);
         if (!bad)
             continue;
         if (v->err != NULL) {
@@ -660,16 +665,12 @@ static int check_number(struct vctx *v, const json_t *sch, const json_t *inst)
             fmt_num(k, b, sizeof b);
         }
         switch (i) {
-        case 0:
-            return vfail(v, kws[i], "value %s is less than minimum %s", a, b);
-        case 1:
-            return vfail(v, kws[i], "value %s is greater than maximum %s", a, b);
+        case 0: return vfail(v, kws[i], "value %s is less than minimum %s", a, b);
+        case 1: return vfail(v, kws[i], "value %s is greater than maximum %s", a, b);
         case 2:
             return vfail(v, kws[i], "value %s must be greater than %s (exclusiveMinimum)", a, b);
-        case 3:
-            return vfail(v, kws[i], "value %s must be less than %s (exclusiveMaximum)", a, b);
-        default:
-            return vfail(v, kws[i], "value %s is not a multiple of %s", a, b);
+        case 3: return vfail(v, kws[i], "value %s must be less than %s (exclusiveMaximum)", a, b);
+        default: return vfail(v, kws[i], "value %s is not a multiple of %s", a, b);
         }
     }
     return 0;
@@ -681,8 +682,9 @@ static int is_shallow(const char *kw)
            strcmp(kw, "false") == 0;
 }
 
-/* No subschema of anyOf/oneOf matched: report the failure of the one that got furthest (the
- * deepest instance path, then a keyword other than type/const/enum). */
+/* No subschema of anyOf/oneOf matched: report the failure of the one that got furthest: one
+ * that failed on something other than type/const/enum (a discriminator that did not match),
+ * then the deepest instance path, then the first. */
 static int explain_none(struct vctx *v, const json_t *list, const json_t *inst, const char *kw)
 {
     struct jschema_error *best = xcalloc(1, sizeof *best), *cur = xmalloc(sizeof *cur), *t;
@@ -694,7 +696,7 @@ static int explain_none(struct vctx *v, const json_t *list, const json_t *inst, 
             continue;
         if (r != ERR_INVALID)
             goto out;
-        score = (int)strlen(cur->path) * 2 + !is_shallow(cur->keyword);
+        score = (int)strlen(cur->path) + (is_shallow(cur->keyword) ? 0 : 1 << 16);
         if (score > bscore) {
             t = best;
             best = cur;
@@ -704,11 +706,15 @@ static int explain_none(struct vctx *v, const json_t *list, const json_t *inst, 
         }
     }
     if (strcmp(best->path, v->path) != 0)
-        r = vfail(v, kw, "value does not match any of the %zu schemas in %s (closest is #%zu, "
-                  "which fails at '%s': %s)", n, kw, bi, best->path, best->message);
+        r = vfail(v, kw,
+                  "value does not match any of the %zu schemas in %s (closest is #%zu, "
+                  "which fails at '%s': %s)",
+                  n, kw, bi, best->path, best->message);
     else
-        r = vfail(v, kw, "value does not match any of the %zu schemas in %s (closest is #%zu: "
-                  "%s)", n, kw, bi, best->message);
+        r = vfail(v, kw,
+                  "value does not match any of the %zu schemas in %s (closest is #%zu: "
+                  "%s)",
+                  n, kw, bi, best->message);
 out:
     free(best);
     free(cur);
@@ -732,8 +738,10 @@ static int check_of(struct vctx *v, const json_t *list, const json_t *inst, cons
         if (nmatch++ == 0)
             first = i;
         else
-            return vfail(v, kw, "value matches more than one schema in oneOf (#%zu and #%zu); it "
-                         "must match exactly one", first, i);
+            return vfail(v, kw,
+                         "value matches more than one schema in oneOf (#%zu and #%zu); it "
+                         "must match exactly one",
+                         first, i);
     }
     if (nmatch == 1)
         return 0;
@@ -764,7 +772,7 @@ static int check_applicators(struct vctx *v, const json_t *sch, const json_t *in
             return r;
     }
     if ((k = json_object_get(sch, "allOf")) != NULL) {
-        json_array_foreach(k, i, sub)
+        json_array_foreach (k, i, sub)
             if ((r = validate(v, sub, inst)) != 0)
                 return r;
     }
@@ -799,7 +807,7 @@ static int validate(struct vctx *v, const json_t *sch, const json_t *inst)
     if (!json_is_object(sch))
         return vfail(v, "false", "no value is allowed here (the schema is false)");
     if (++v->steps > MAX_STEPS)
-        return over_limit(v, "validation took more than 4000000 steps");
+        return over_limit(v, "validation took more than 2000000 steps");
     if (v->frames >= MAX_FRAMES)
         return over_limit(v, "schemas are applied more than 1024 levels deep");
     v->frames++;
