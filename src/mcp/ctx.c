@@ -84,6 +84,11 @@ const char *mcp_ctx_uri_var(const struct mcp_ctx *ctx, const char *name)
     return json_string_value(json_object_get(ctx->uri_vars, name));
 }
 
+json_t *mcp_ctx_progress_token(const struct mcp_ctx *ctx)
+{
+    return ctx->progress_token;
+}
+
 bool mcp_ctx_cancelled(const struct mcp_ctx *ctx)
 {
     struct mcp_session *s = ctx->s;
@@ -105,6 +110,8 @@ int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms)
         deadline.tv_nsec -= 1000000000L;
     }
     int r = 0;
+    struct pool *pool = server_pool(s->srv);
+    pool_block_enter(pool);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->closed || (ctx->req != NULL && ctx->req->cancelled)) {
@@ -115,6 +122,7 @@ int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms)
             break;
     }
     pthread_mutex_unlock(&s->mu);
+    pool_block_exit(pool);
     return r;
 }
 
@@ -196,6 +204,12 @@ int mcp_ctx_ask(struct mcp_ctx *ctx, const char *key, const char *method, json_t
     json_object_set_new(ctx->input_requests, key,
                         json_pack("{s:s, s:o}", "method", method, "params", params));
     return ERR_INPUT_REQUIRED;
+}
+
+void mcp_ctx_forget(struct mcp_ctx *ctx, const char *key)
+{
+    if (ctx->input_responses != NULL && key != NULL)
+        json_object_del(ctx->input_responses, key);
 }
 
 json_t *mcp_ctx_state_get(const struct mcp_ctx *ctx)

@@ -156,6 +156,15 @@ static bool mrtr_restore(struct mcp_ctx *ctx, json_t *params, const char *name, 
                  "Invalid params: inputResponses must be an object");
             return false;
         }
+        const char *key;
+        json_t *v;
+        json_object_foreach(resp, key, v) {
+            if (!json_is_object(v)) {
+                failf(ctx, JSONRPC_INVALID_PARAMS, NULL,
+                      "Invalid params: inputResponses['%.64s'] must be a result object", key);
+                return false;
+            }
+        }
         if (ctx->input_responses == NULL)
             ctx->input_responses = json_object();
         json_object_update(ctx->input_responses, resp);

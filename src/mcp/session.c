@@ -179,6 +179,8 @@ int session_request_client(struct mcp_ctx *ctx, const char *method, json_t *para
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += ASK_TIMEOUT_SECONDS;
     int r = 0;
+    struct pool *pool = server_pool(s->srv);
+    pool_block_enter(pool);
     pthread_mutex_lock(&s->mu);
     while (!p->done && !s->closed && !s->input_closed &&
            !(ctx->req != NULL && ctx->req->cancelled)) {
@@ -194,6 +196,7 @@ int session_request_client(struct mcp_ctx *ctx, const char *method, json_t *para
         }
     }
     pthread_mutex_unlock(&s->mu);
+    pool_block_exit(pool);
     if (p->done) {
         *result = p->result;
         r = p->is_error ? ERR_INVALID : 0;

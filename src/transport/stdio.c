@@ -6,8 +6,8 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -16,41 +16,61 @@
 #include "mcp/mcp_int.h"
 #include "mcp/session.h"
 
+/* Output with combined writes: a sender appends its line to the pending buffer; if no one is
+ * writing, it becomes the writer and writes everything pending (its own line and whatever
+ * other threads queued meanwhile) in as few write calls as possible. */
 struct stdio_out {
     pthread_mutex_t mu;
+    pthread_cond_t cv;
     int fd;
-    bool broken; /* the reader of stdout went away */
+    bool writing; /* a thread is in write() */
+    bool broken;  /* the reader of stdout went away */
+    struct buf pending;
 };
 
-static void stdio_send(void *arg, void *stream, const char *msg, size_t len, bool final)
+static void write_all(struct stdio_out *o, const char *p, size_t n)
 {
-    struct stdio_out *o = arg;
-    struct iovec iov[2] = {{(void *)msg, len}, {(void *)"\n", 1}};
-    pthread_mutex_lock(&o->mu);
-    size_t left = len + 1;
-    int idx = 0;
-    while (!o->broken && left > 0) {
-        ssize_t n = writev(o->fd, &iov[idx], 2 - idx);
-        if (n < 0) {
+    while (n > 0 && !o->broken) {
+        ssize_t w = write(o->fd, p, n);
+        if (w < 0) {
             if (errno == EINTR)
                 continue;
             log_error("stdout: %s; no more messages will be written", strerror(errno));
             o->broken = true;
             break;
         }
-        left -= (size_t)n;
-        while (n > 0 && idx < 2) {
-            if ((size_t)n >= iov[idx].iov_len) {
-                n -= (ssize_t)iov[idx].iov_len;
-                iov[idx].iov_len = 0;
-                idx++;
-            } else {
-                iov[idx].iov_base = (char *)iov[idx].iov_base + n;
-                iov[idx].iov_len -= (size_t)n;
-                n = 0;
-            }
-        }
+        p += w;
+        n -= (size_t)w;
     }
+}
+
+static void stdio_send(void *arg, void *stream, const char *msg, size_t len, bool final)
+{
+    struct stdio_out *o = arg;
+    pthread_mutex_lock(&o->mu);
+    /* Backpressure: a client that does not read makes senders wait rather than grow memory. */
+    while (!o->broken && o->pending.len > (16u << 20))
+        pthread_cond_wait(&o->cv, &o->mu);
+    if (o->broken || buf_append(&o->pending, msg, len) != 0 ||
+        buf_append(&o->pending, "\n", 1) != 0) {
+        pthread_mutex_unlock(&o->mu);
+        return;
+    }
+    if (o->writing) {
+        pthread_mutex_unlock(&o->mu);
+        return; /* the current writer takes it */
+    }
+    o->writing = true;
+    while (o->pending.len > 0 && !o->broken) {
+        size_t n = 0;
+        char *data = buf_steal(&o->pending, &n);
+        pthread_mutex_unlock(&o->mu);
+        write_all(o, data, n);
+        free(data);
+        pthread_mutex_lock(&o->mu);
+        pthread_cond_broadcast(&o->cv);
+    }
+    o->writing = false;
     pthread_mutex_unlock(&o->mu);
 }
 
@@ -68,7 +88,9 @@ static void feed_line(struct mcp_session *s, char *line, size_t len)
 
 static int serve_fds(struct mcp_server *srv, int in_fd, int out_fd)
 {
-    struct stdio_out out = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = out_fd, .broken = false};
+    struct stdio_out out = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+                            .fd = out_fd};
+    buf_init(&out.pending, (size_t)1 << 30);
     struct mcp_session_io io = {.send = stdio_send, .arg = &out};
     struct mcp_session *s = mcp_session_new(srv, &io);
     size_t limit = srv->max_message;
@@ -121,6 +143,7 @@ static int serve_fds(struct mcp_server *srv, int in_fd, int out_fd)
     if (r == 0)
         mcp_session_drain(s); /* a client that closes stdin still gets its answers */
     mcp_session_close(s);
+    buf_free(&out.pending);
     return r;
 }
 
