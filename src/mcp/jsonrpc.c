@@ -201,8 +201,12 @@ json_t *jsonrpc_error(json_t *id, int code, const char *message, json_t *data)
     json_t *err = json_pack("{s:i, s:s}", "code", code, "message", message);
     if (data != NULL)
         json_object_set_new(err, "data", data);
-    json_t *jid = id != NULL ? json_incref(id) : json_null();
-    return json_pack("{s:s, s:o, s:o}", "jsonrpc", "2.0", "id", jid, "error", err);
+    /* JSON-RPC 2.0 says "id": null when the id is unknown, but every MCP schema types the id
+     * as a string or an integer and lets it be omitted (2025-11-25 on): omit it. */
+    json_t *m = json_pack("{s:s, s:o}", "jsonrpc", "2.0", "error", err);
+    if (id != NULL)
+        json_object_set(m, "id", id);
+    return m;
 }
 
 json_t *jsonrpc_errorf(json_t *id, int code, json_t *data, const char *fmt, ...)
