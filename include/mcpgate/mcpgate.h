@@ -126,6 +126,10 @@ int mcp_resource_remove(struct mcp_server *srv, const char *uri);
 int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_template_def *d);
 /* Tells every session subscribed to uri that it changed (notifications/resources/updated). */
 void mcp_resource_updated(struct mcp_server *srv, const char *uri);
+/* Tells every session that a list changed without changing it: what is "tools", "prompts" or
+ * "resources" (legacy sessions get notifications/<what>/list_changed; 2026-07-28 listen streams
+ * get it when they asked for <what>ListChanged). Adding or removing an entry already does this. */
+void mcp_server_notify_list_changed(struct mcp_server *srv, const char *what);
 
 /* -- Prompts -- */
 
@@ -184,6 +188,8 @@ bool mcp_ctx_cancelled(const struct mcp_ctx *ctx);
 /* Sleeps up to ms milliseconds, returning early (MCPGATE_ECANCELLED) if cancelled. */
 int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms);
 
+/* The request's _meta.progressToken (a string or an integer; borrowed), or NULL when absent. */
+json_t *mcp_ctx_progress_token(const struct mcp_ctx *ctx);
 /* Sends notifications/progress when the client asked for progress (a progressToken); total
  * < 0 means unknown; message may be NULL. A no-op otherwise. */
 void mcp_ctx_progress(struct mcp_ctx *ctx, double progress, double total, const char *message);
@@ -209,6 +215,9 @@ int mcp_ctx_ask(struct mcp_ctx *ctx, const char *key, const char *method, json_t
  * integrity-protected requestState); get returns NULL on a first round. set steals value. */
 json_t *mcp_ctx_state_get(const struct mcp_ctx *ctx);
 void mcp_ctx_state_set(struct mcp_ctx *ctx, json_t *value);
+/* MRTR: drops the client's answer to the question named key (2026-07-28), so that the next
+ * mcp_ctx_ask() under key asks again, e.g. when the user declined; a no-op in the legacy era. */
+void mcp_ctx_forget(struct mcp_ctx *ctx, const char *key);
 
 /* ---- Result builders --------------------------------------------------------------------- */
 
@@ -224,6 +233,38 @@ json_t *mcp_content_audio(const char *base64, const char *mime_type);
  * running handlers (they see cancellation) and returns 0, or a negative code on an I/O error.
  * Logs go to stderr. */
 int mcp_serve_stdio(struct mcp_server *srv);
+
+/* Options of the HTTP transport; zero means the default. Strings are borrowed. */
+struct mcp_http_options {
+    const char *listen;        /* "HOST:PORT" (default "127.0.0.1:8080"; port 0: any free one) */
+    const char *public_url;    /* the base URL clients use, e.g. "https://mcp.example.com";
+                                  default derived from listen; its host is an allowed Host */
+    const char *allowed_hosts; /* comma-separated extra Host names allowed (DNS rebinding) */
+    const char *cors_origins;  /* comma-separated browser origins allowed, or "*" */
+    const char *tls_cert;      /* PEM files: serve HTTPS */
+    const char *tls_key;
+    bool trust_proxy;          /* take scheme and client address from X-Forwarded-* */
+    size_t max_body;           /* bytes of a request body (default 4 MiB): 413 beyond */
+    size_t conn_memory;        /* per-connection buffer, caps the header size (default 16 KiB) */
+    unsigned max_connections;  /* default 10000 */
+    unsigned max_connections_per_ip; /* default 0: no per-IP cap */
+    unsigned max_sessions;     /* default 10000 */
+    unsigned max_streams;      /* open SSE streams, default 20000 */
+    unsigned request_timeout;  /* seconds of inactivity before a connection is closed (30) */
+    unsigned session_idle;     /* seconds before an idle session expires (default 1800) */
+    unsigned keepalive;        /* seconds between SSE keep-alive comments (default 15) */
+    unsigned threads;          /* HTTP threads (default: one per core) */
+    unsigned resume_events;    /* events kept per session for Last-Event-ID (default 256) */
+    /* Called once listening, with the MCP endpoint URL (port 0 resolved). */
+    void (*on_ready)(void *arg, const char *endpoint_url);
+    void *on_ready_arg;
+};
+
+/* Serves srv over Streamable HTTP at /mcp (both eras), HTTP+SSE at /sse and /messages,
+ * /healthz and /metrics, until SIGINT or SIGTERM; then stops accepting, lets running
+ * requests finish (up to 10 s), ends streams and returns 0. Negative code on a start-up
+ * error (logged). */
+int mcp_serve_http(struct mcp_server *srv, const struct mcp_http_options *opts);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,8 @@ struct mcp_ctx *ctx_new(struct mcp_session *s, json_t *id, void *stream, const c
     ctx->s = s;
     ctx->id = json_incref(id);
     ctx->stream = stream;
+    if (stream != NULL && s->io.hold != NULL)
+        s->io.hold(s->io.arg, stream, true);
     ctx->method = xstrdup(method);
     ctx->log_level = -1;
     return ctx;
@@ -44,6 +46,8 @@ void ctx_free(struct mcp_ctx *ctx)
 {
     if (ctx == NULL)
         return;
+    if (ctx->stream != NULL && ctx->s->io.hold != NULL)
+        ctx->s->io.hold(ctx->s->io.arg, ctx->stream, false);
     json_decref(ctx->id);
     json_decref(ctx->client_caps);
     json_decref(ctx->progress_token);

@@ -681,6 +681,17 @@ void server_broadcast(struct mcp_server *srv, const char *method, const char *fi
     pthread_mutex_unlock(&srv->sessions_mu);
 }
 
+void mcp_server_notify_list_changed(struct mcp_server *srv, const char *what)
+{
+    if (strcmp(what, "tools") == 0)
+        server_broadcast(srv, "notifications/tools/list_changed", "toolsListChanged", NULL);
+    else if (strcmp(what, "prompts") == 0)
+        server_broadcast(srv, "notifications/prompts/list_changed", "promptsListChanged", NULL);
+    else if (strcmp(what, "resources") == 0)
+        server_broadcast(srv, "notifications/resources/list_changed", "resourcesListChanged",
+                         NULL);
+}
+
 /* ---- result builders ---- */
 
 json_t *mcp_content_text(const char *text)
