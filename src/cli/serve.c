@@ -10,13 +10,31 @@
 #include "tools/tools.h"
 
 static const char serve_usage[] =
-    "usage: mcpgate serve --stdio [options]\n"
+    "usage: mcpgate serve [--listen HOST:PORT] [options]\n"
+    "       mcpgate serve --stdio [options]\n"
     "\n"
     "Serves MCP, answering both protocol eras: the initialize handshake (2024-11-05,\n"
     "2025-03-26, 2025-06-18, 2025-11-25) and the stateless 2026-07-28 revision.\n"
+    "Over HTTP: Streamable HTTP at /mcp, HTTP+SSE (2024-11-05) at /sse and /messages,\n"
+    "GET /healthz and GET /metrics (Prometheus).\n"
     "\n"
     "Transport:\n"
-    "  --stdio                  newline-delimited JSON-RPC on stdin/stdout (logs on stderr)\n"
+    "  --listen HOST:PORT       HTTP address (default 127.0.0.1:8080; port 0 picks a free one)\n"
+    "  --stdio                  newline-delimited JSON-RPC on stdin/stdout instead (logs on\n"
+    "                           stderr)\n"
+    "  --public-url URL         the base URL clients use (e.g. https://mcp.example.com); its\n"
+    "                           host is accepted in Host headers\n"
+    "  --allowed-host H[,H]     more Host names to accept (DNS-rebinding protection refuses\n"
+    "                           others with 403)\n"
+    "  --cors-origin O[,O]      browser origins allowed to call (or '*')\n"
+    "  --tls-cert FILE          serve HTTPS with this PEM certificate ...\n"
+    "  --tls-key FILE           ... and this PEM key\n"
+    "  --trust-proxy            take scheme and client address from X-Forwarded-* (behind\n"
+    "                           nginx or haproxy)\n"
+    "\n"
+    "Authentication:\n"
+    "  --no-auth                no authentication (the only mode until the OAuth server lands)\n"
+    "  --no-auth-public         allow --no-auth on a non-loopback address\n"
     "\n"
     "Content:\n"
     "  --tools SET[,SET]        built-in toolsets: demo (echo, add, time, whoami, countdown,\n"
@@ -25,7 +43,16 @@ static const char serve_usage[] =
     "  --instructions TEXT      instructions sent to clients at initialize/discover\n"
     "\n"
     "Limits:\n"
-    "  --max-message SIZE       largest message accepted (default 4M; k and M suffixes)\n"
+    "  --max-message SIZE       largest message or request body (default 4M; k, M suffixes);\n"
+    "                           a larger body gets 413\n"
+    "  --max-header SIZE        per-connection buffer, bounds the request headers (16k)\n"
+    "  --max-connections N      connections in total (10000)\n"
+    "  --max-connections-per-ip N  connections from one address (default: no cap)\n"
+    "  --max-sessions N         MCP sessions (10000)\n"
+    "  --max-streams N          open SSE streams (20000)\n"
+    "  --request-timeout SEC    idle seconds before a connection is closed (30)\n"
+    "  --session-idle SEC       idle seconds before a session expires (1800)\n"
+    "  --threads N              HTTP threads (default: one per core)\n"
     "  --max-depth N            deepest JSON nesting accepted (default 64)\n"
     "  --page-size N            items per page of list results (default 100)\n"
     "  --workers N              handler threads (default: 2 per core + 2)\n"
@@ -33,6 +60,18 @@ static const char serve_usage[] =
     "Other:\n"
     "  --log-level LEVEL        debug, info, warn, error or off (default info; stderr)\n"
     "  -h, --help               this help\n";
+
+static void print_ready(void *arg, const char *url)
+{
+    fprintf(stderr, "mcpgate: serving MCP at %s\n", url);
+    fflush(stderr);
+}
+
+static int is_loopback_listen(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+           strncmp(listen, "localhost:", 10) == 0;
+}
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
@@ -46,9 +85,30 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 
 int cmd_serve(int argc, char **argv)
 {
-    enum { O_STDIO = 1000, O_TOOLS, O_INSTR, O_MAXMSG, O_MAXDEPTH, O_PAGE, O_WORKERS, O_LOG };
+    enum {
+        O_STDIO = 1000, O_TOOLS, O_INSTR, O_MAXMSG, O_MAXDEPTH, O_PAGE, O_WORKERS, O_LOG,
+        O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
+        O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS
+    };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"public-url", required_argument, NULL, O_PUBLIC},
+        {"allowed-host", required_argument, NULL, O_HOSTS},
+        {"cors-origin", required_argument, NULL, O_CORS},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"trust-proxy", no_argument, NULL, O_PROXY},
+        {"no-auth", no_argument, NULL, O_NOAUTH},
+        {"no-auth-public", no_argument, NULL, O_NOAUTHPUB},
+        {"max-header", required_argument, NULL, O_MAXHDR},
+        {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"max-connections-per-ip", required_argument, NULL, O_MAXCONNIP},
+        {"max-sessions", required_argument, NULL, O_MAXSESS},
+        {"max-streams", required_argument, NULL, O_MAXSTREAMS},
+        {"request-timeout", required_argument, NULL, O_REQTO},
+        {"session-idle", required_argument, NULL, O_SESSIDLE},
+        {"threads", required_argument, NULL, O_THREADS},
         {"tools", required_argument, NULL, O_TOOLS},
         {"instructions", required_argument, NULL, O_INSTR},
         {"max-message", required_argument, NULL, O_MAXMSG},
@@ -59,7 +119,9 @@ int cmd_serve(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int stdio = 0;
+    int stdio = 0, no_auth_public = 0;
+    struct mcp_http_options http = {.on_ready = print_ready};
+    size_t header_size = 0;
     const char *toolsets = "demo", *instructions = NULL;
     size_t max_message = 4u << 20;
     unsigned max_depth = 64, page_size = 100, workers = 0;
@@ -69,6 +131,51 @@ int cmd_serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_STDIO: stdio = 1; break;
+        case O_LISTEN: http.listen = optarg; break;
+        case O_PUBLIC: http.public_url = optarg; break;
+        case O_HOSTS: http.allowed_hosts = optarg; break;
+        case O_CORS: http.cors_origins = optarg; break;
+        case O_CERT: http.tls_cert = optarg; break;
+        case O_KEY: http.tls_key = optarg; break;
+        case O_PROXY: http.trust_proxy = true; break;
+        case O_NOAUTH: break; /* the only mode for now */
+        case O_NOAUTHPUB: no_auth_public = 1; break;
+        case O_MAXHDR:
+            if (cli_parse_size(optarg, &header_size) != 0 || header_size < 4096) {
+                fprintf(stderr, "mcpgate serve: --max-header: a size of at least 4k\n");
+                return 2;
+            }
+            http.conn_memory = header_size;
+            break;
+        case O_MAXCONN:
+        case O_MAXCONNIP:
+        case O_MAXSESS:
+        case O_MAXSTREAMS:
+        case O_REQTO:
+        case O_SESSIDLE:
+        case O_THREADS: {
+            unsigned v;
+            if (parse_uint(optarg, 10000000, &v) != 0) {
+                fprintf(stderr, "mcpgate serve: %s: expected a positive number\n",
+                        argv[optind - 1]);
+                return 2;
+            }
+            if (c == O_MAXCONN)
+                http.max_connections = v;
+            else if (c == O_MAXCONNIP)
+                http.max_connections_per_ip = v;
+            else if (c == O_MAXSESS)
+                http.max_sessions = v;
+            else if (c == O_MAXSTREAMS)
+                http.max_streams = v;
+            else if (c == O_REQTO)
+                http.request_timeout = v;
+            else if (c == O_SESSIDLE)
+                http.session_idle = v;
+            else
+                http.threads = v;
+            break;
+        }
         case O_TOOLS: toolsets = optarg; break;
         case O_INSTR: instructions = optarg; break;
         case O_MAXMSG:
@@ -113,9 +220,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "mcpgate serve: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!stdio) {
-        fprintf(stderr, "mcpgate serve: only --stdio is available in this build (the HTTP "
-                        "transport comes next)\n");
+    if (!stdio && http.listen != NULL && !is_loopback_listen(http.listen) && !no_auth_public) {
+        fprintf(stderr, "mcpgate serve: refusing to serve without authentication on %s (not a "
+                        "loopback address); add --no-auth-public if that is really wanted\n",
+                http.listen);
         return 2;
     }
 
@@ -138,7 +246,12 @@ int cmd_serve(int argc, char **argv)
         mcp_server_free(srv);
         return 1;
     }
-    r = mcp_serve_stdio(srv);
+    if (stdio) {
+        r = mcp_serve_stdio(srv);
+    } else {
+        http.max_body = max_message;
+        r = mcp_serve_http(srv, &http);
+    }
     mcp_server_free(srv);
     return r == 0 ? 0 : 1;
 }

@@ -30,6 +30,16 @@ struct mcp_session *mcp_session_new(struct mcp_server *srv, const struct mcp_ses
     return s;
 }
 
+static void inflight_free(struct mcp_session *s, struct inflight *f)
+{
+    if (f->stream != NULL && s->io.hold != NULL)
+        s->io.hold(s->io.arg, f->stream, false);
+    json_decref(f->id);
+    json_decref(f->listen_filter);
+    free(f->key);
+    free(f);
+}
+
 void session_ref(struct mcp_session *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -47,10 +57,7 @@ void session_unref(struct mcp_session *s)
     while (s->inflight != NULL) {
         struct inflight *f = s->inflight;
         s->inflight = f->next;
-        json_decref(f->id);
-        json_decref(f->listen_filter);
-        free(f->key);
-        free(f);
+        inflight_free(s, f);
     }
     json_decref(s->client_caps);
     json_decref(s->client_info);
@@ -86,6 +93,8 @@ static struct inflight *inflight_add(struct mcp_session *s, json_t *id, void *st
     f->id = json_incref(id);
     f->key = jsonrpc_id_key(id);
     f->stream = stream;
+    if (stream != NULL && s->io.hold != NULL)
+        s->io.hold(s->io.arg, stream, true);
     pthread_mutex_lock(&s->mu);
     f->next = s->inflight;
     s->inflight = f;
@@ -105,10 +114,7 @@ static bool inflight_remove(struct mcp_session *s, struct inflight *f)
     }
     bool cancelled = f->cancelled;
     pthread_mutex_unlock(&s->mu);
-    json_decref(f->id);
-    json_decref(f->listen_filter);
-    free(f->key);
-    free(f);
+    inflight_free(s, f);
     return cancelled;
 }
 
@@ -239,6 +245,30 @@ static void deliver_response(struct mcp_session *s, json_t *msg, json_t *id)
 
 /* ---- notifications from the client ---- */
 
+/* A cancelled listen has no job that would remove it: unlink and free those here. */
+static void reap_listens(struct mcp_session *s)
+{
+    struct inflight *gone = NULL;
+    pthread_mutex_lock(&s->mu);
+    struct inflight **pp = &s->inflight;
+    while (*pp != NULL) {
+        struct inflight *f = *pp;
+        if (f->is_listen && f->cancelled) {
+            *pp = f->next;
+            f->next = gone;
+            gone = f;
+        } else {
+            pp = &f->next;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    while (gone != NULL) {
+        struct inflight *f = gone;
+        gone = f->next;
+        inflight_free(s, f);
+    }
+}
+
 static void cancel_request(struct mcp_session *s, json_t *params)
 {
     json_t *rid = json_object_get(params, "requestId");
@@ -253,21 +283,8 @@ static void cancel_request(struct mcp_session *s, json_t *params)
             break;
         }
     }
-    /* A cancelled listen has no job that would remove it: do it here. */
-    struct inflight **pp = &s->inflight;
-    while (*pp != NULL) {
-        struct inflight *f = *pp;
-        if (f->is_listen && f->cancelled) {
-            *pp = f->next;
-            json_decref(f->id);
-            json_decref(f->listen_filter);
-            free(f->key);
-            free(f);
-        } else {
-            pp = &f->next;
-        }
-    }
     pthread_mutex_unlock(&s->mu);
+    reap_listens(s);
     free(key);
 }
 
@@ -539,6 +556,7 @@ void mcp_session_stream_closed(struct mcp_session *s, void *stream)
     }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    reap_listens(s);
 }
 
 /* Jobs call these around their work so that close can wait for them. */
@@ -584,5 +602,6 @@ void mcp_session_close(struct mcp_session *s)
     while (s->running_jobs > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    reap_listens(s);
     session_unref(s);
 }

@@ -15,6 +15,9 @@ struct mcp_session_io {
      * one given to mcp_session_feed() for the request this message belongs to (NULL for
      * messages that belong to no request); final is true for the request's response. */
     void (*send)(void *arg, void *stream, const char *msg, size_t len, bool final);
+    /* Optional: the engine takes (take=true) a reference to a non-NULL stream for as long as it
+     * may send to it (a request being handled, an open subscription), and releases it. */
+    void (*hold)(void *arg, void *stream, bool take);
     void *arg;
 };
 

@@ -1,0 +1,820 @@
+/* The HTTP server (libmicrohttpd; the only file that includes microhttpd.h): routing, the
+ * DNS-rebinding checks, CORS and security headers, limits, Streamable HTTP in both eras at
+ * /mcp, HTTP+SSE (2024-11-05) at /sse and /messages, /healthz and /metrics, and a graceful
+ * stop on SIGTERM.
+ *
+ * A request runs on an MHD thread until its body is in; then the engine answers inline or from
+ * a worker. While the answer is pending the connection is suspended (no thread held); the
+ * stream's wake hook resumes it. SSE responses are produced by a content reader that suspends
+ * when it has nothing to send. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/mcp_int.h"
+#include "mcp/session.h"
+#include "transport/hstream.h"
+#include "transport/http_int.h"
+
+/* ---- small helpers ---- */
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static bool has_token(const char *list, const char *token)
+{
+    if (list == NULL)
+        return false;
+    size_t tl = strlen(token);
+    for (const char *p = list; (p = strcasestr(p, token)) != NULL; p += tl) {
+        bool start = p == list || p[-1] == ',' || p[-1] == ' ';
+        char e = p[tl];
+        if (start && (e == '\0' || e == ',' || e == ';' || e == ' '))
+            return true;
+    }
+    return false;
+}
+
+/* ---- responses ---- */
+
+static void add_common_headers(struct http_server *hs, struct req *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r != NULL && r->cors_origin != NULL) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version");
+    }
+    if (r != NULL && r->sess != NULL && r->route == ROUTE_MCP)
+        MHD_add_response_header(resp, "Mcp-Session-Id", r->sess->id);
+}
+
+static enum MHD_Result send_body(struct req *r, unsigned status, const char *type, char *body,
+                                 size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE
+                                                        : MHD_RESPMEM_PERSISTENT);
+    if (type != NULL)
+        MHD_add_response_header(resp, "Content-Type", type);
+    add_common_headers(r->hs, r, resp);
+    if (status == 405)
+        MHD_add_response_header(resp, "Allow", r->allow ? r->allow : "GET, POST, DELETE");
+    r->status = status;
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result send_empty(struct req *r, unsigned status)
+{
+    return send_body(r, status, NULL, NULL, 0);
+}
+
+/* A JSON-RPC error as the whole response (id may be NULL: then it is omitted, never null). */
+static enum MHD_Result send_rpc_error(struct req *r, unsigned status, json_t *id, int code,
+                                      json_t *data, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static enum MHD_Result send_rpc_error(struct req *r, unsigned status, json_t *id, int code,
+                                      json_t *data, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:i, s:s}", "code", code, "message", msg);
+    if (data != NULL)
+        json_object_set_new(e, "data", data);
+    json_t *m = json_pack("{s:s, s:o}", "jsonrpc", "2.0", "error", e);
+    if (id != NULL)
+        json_object_set(m, "id", id);
+    char *txt = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    log_debug("%s %s -> %u: %s", r->method, r->url, status, msg);
+    return send_body(r, status, "application/json", txt, strlen(txt));
+}
+
+/* ---- streams on connections ---- */
+
+/* The stream's wake hook: resume the connection if it waits for output. */
+static void conn_wake(struct hstream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    struct req *r = st->conn;
+    if (r != NULL && st->suspended) {
+        st->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void attach(struct req *r, struct hstream *st)
+{
+    hstream_ref(st);
+    r->st = st;
+    pthread_mutex_lock(&st->mu);
+    st->conn = r;
+    st->detached = false;
+    st->wake = conn_wake;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct req *r = cls;
+    struct hstream *st = r->st;
+    pthread_mutex_lock(&st->mu);
+    size_t n = st->out.len < max ? st->out.len : max;
+    if (n > 0) {
+        memcpy(buf, st->out.data, n);
+        buf_consume(&st->out, n);
+        pthread_mutex_unlock(&st->mu);
+        return (ssize_t)n;
+    }
+    if (st->final && !st->standalone) {
+        pthread_mutex_unlock(&st->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (r->hs->stopping) {
+        pthread_mutex_unlock(&st->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    st->suspended = true;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+/* Answers from the stream once it has a shape: JSON, or an SSE response left open. */
+static enum MHD_Result respond_from_stream(struct req *r)
+{
+    struct hstream *st = r->st;
+    pthread_mutex_lock(&st->mu);
+    enum hstream_mode mode = st->mode;
+    if (mode == HSTREAM_PENDING && atomic_load(&r->hs->stopping)) {
+        pthread_mutex_unlock(&st->mu);
+        return send_rpc_error(r, 503, NULL, -32000, NULL, "Service Unavailable: shutting down");
+    }
+    if (mode == HSTREAM_PENDING) {
+        /* Nothing yet: wait without holding a thread. */
+        st->suspended = true;
+        MHD_suspend_connection(r->conn);
+        pthread_mutex_unlock(&st->mu);
+        return MHD_YES;
+    }
+    if (mode == HSTREAM_JSON) {
+        size_t len = 0;
+        char *body = buf_steal(&st->out, &len);
+        pthread_mutex_unlock(&st->mu);
+        /* Error codes that the transport spec ties to an HTTP status. */
+        unsigned status = 200;
+        json_t *m = json_loadb(body, len, 0, NULL);
+        int code = (int)json_integer_value(json_object_get(json_object_get(m, "error"), "code"));
+        json_decref(m);
+        if (code == JSONRPC_PARSE_ERROR || code == JSONRPC_INVALID_REQUEST ||
+            code == MCP_HEADER_MISMATCH || code == MCP_MISSING_CAPABILITY ||
+            code == MCP_UNSUPPORTED_VERSION)
+            status = 400;
+        else if (code == JSONRPC_METHOD_NOT_FOUND && r->modern)
+            status = 404;
+        return send_body(r, status, "application/json", body, len);
+    }
+    pthread_mutex_unlock(&st->mu);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, r, NULL);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    add_common_headers(r->hs, r, resp);
+    r->status = 200;
+    r->sse = true;
+    http_streams_track(r->hs, r, true);
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- the checks every request passes first ---- */
+
+/* DNS-rebinding protection: the Host must be one we serve, and an Origin, when present, one we
+ * serve or one allowed for CORS. */
+static enum MHD_Result check_origin(struct req *r, bool *ok)
+{
+    struct http_server *hs = r->hs;
+    const char *host = header(r->conn, MHD_HTTP_HEADER_HOST);
+    const char *origin = header(r->conn, "Origin");
+    *ok = false;
+    if (host == NULL || !http_host_allowed(hs, host, false)) {
+        log_info("refused %s %s: Host '%.80s' is not served here (DNS rebinding protection)",
+                 r->method, r->url, host ? host : "(none)");
+        return send_rpc_error(r, 403, NULL, -32000, NULL, "Forbidden: invalid Host header '%.80s'",
+                              host ? host : "");
+    }
+    if (origin != NULL) {
+        if (http_cors_allowed(hs, origin)) {
+            r->cors_origin = origin;
+        } else if (!http_host_allowed(hs, origin, true)) {
+            log_info("refused %s %s: Origin '%.80s' is not allowed", r->method, r->url, origin);
+            return send_rpc_error(r, 403, NULL, -32000, NULL, "Forbidden: invalid Origin '%.80s'",
+                                  origin);
+        }
+    }
+    *ok = true;
+    return MHD_YES;
+}
+
+static enum MHD_Result preflight(struct req *r)
+{
+    if (r->cors_origin == NULL)
+        return send_empty(r, 403);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    add_common_headers(r->hs, r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Content-Type, Accept, Authorization, Mcp-Session-Id, "
+                            "MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    r->status = 204;
+    enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- /mcp ---- */
+
+static const char *const legacy_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                              "2024-11-05"};
+
+static bool legacy_version(const char *v)
+{
+    for (size_t i = 0; i < sizeof(legacy_versions) / sizeof(*legacy_versions); i++) {
+        if (strcmp(v, legacy_versions[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Counts the requests in a parsed message or batch. */
+static size_t count_requests(json_t *msg)
+{
+    if (json_is_object(msg))
+        return json_object_get(msg, "method") != NULL && json_object_get(msg, "id") != NULL;
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(msg, i, m) n += count_requests(m);
+    return n;
+}
+
+/* Feeds body to the engine session ms on a new stream of r, then answers. */
+static enum MHD_Result feed_and_answer(struct req *r, struct mcp_session *ms, struct hsession *sess,
+                                       size_t nrequests, bool modern)
+{
+    struct http_server *hs = r->hs;
+    if (nrequests == 0) {
+        /* Notifications and responses only: accepted, no body. */
+        mcp_session_feed(ms, r->body.data, r->body.len, NULL);
+        return send_empty(r, 202);
+    }
+    struct hstream *st = hstream_new(sess, hs->stream_limit);
+    st->finals_left = (int)nrequests;
+    st->cancel_on_close = modern;
+    if (sess != NULL)
+        hsession_add_stream(sess, st);
+    attach(r, st);
+    hstream_unref(st); /* r holds it now (and the session's table, when there is one) */
+    mcp_session_feed(ms, r->body.data, r->body.len, st);
+    buf_free(&r->body);
+    r->phase = PHASE_ANSWER;
+    return respond_from_stream(r);
+}
+
+static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *hv)
+{
+    struct http_server *hs = r->hs;
+    json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+    if (id != NULL && !json_is_string(id) && !json_is_integer(id))
+        id = NULL;
+    if (!json_is_object(msg))
+        return send_rpc_error(r, 400, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                              "Invalid Request: protocol %s takes one message per POST, not a "
+                              "batch",
+                              MCP_VERSION_MODERN);
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (method == NULL || id == NULL) /* notifications and responses: nothing to route */
+        return feed_and_answer(r, hs->stateless, NULL, 0, true);
+    json_t *params = json_object_get(msg, "params");
+    json_t *meta = json_object_get(params, "_meta");
+    json_t *pv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
+    json_t *caps = json_object_get(meta, "io.modelcontextprotocol/clientCapabilities");
+    if (!json_is_string(pv) || !json_is_object(caps))
+        return send_rpc_error(r, 400, id, JSONRPC_INVALID_PARAMS, NULL,
+                              "Invalid params: params._meta needs "
+                              "\"io.modelcontextprotocol/protocolVersion\" (a string) and "
+                              "\"io.modelcontextprotocol/clientCapabilities\" (an object)");
+    if (strcmp(json_string_value(pv), hv) != 0)
+        return send_rpc_error(r, 400, id, MCP_HEADER_MISMATCH, NULL,
+                              "Header mismatch: MCP-Protocol-Version is '%.40s' but "
+                              "params._meta says '%.40s'",
+                              hv, json_string_value(pv));
+    if (strcmp(hv, MCP_VERSION_MODERN) != 0) {
+        json_t *data = json_pack("{s:[s], s:s}", "supported", MCP_VERSION_MODERN, "requested", hv);
+        return send_rpc_error(r, 400, id, MCP_UNSUPPORTED_VERSION, data,
+                              "Unsupported protocol version '%.40s' (supported: %s; the legacy "
+                              "revisions through initialize)",
+                              hv, MCP_VERSION_MODERN);
+    }
+    const char *hm = header(r->conn, "Mcp-Method");
+    if (hm == NULL || !http_header_equals(hm, method))
+        return send_rpc_error(r, 400, id, MCP_HEADER_MISMATCH, NULL,
+                              "Header mismatch: Mcp-Method must be present and equal the body's "
+                              "method '%.80s'",
+                              method);
+    const char *name_key = strcmp(method, "resources/read") == 0 ? "uri"
+                           : (strcmp(method, "tools/call") == 0 ||
+                              strcmp(method, "prompts/get") == 0)
+                               ? "name"
+                               : NULL;
+    if (name_key != NULL) {
+        const char *want = json_string_value(json_object_get(params, name_key));
+        const char *hn = header(r->conn, "Mcp-Name");
+        if (want != NULL && (hn == NULL || !http_header_equals(hn, want)))
+            return send_rpc_error(r, 400, id, MCP_HEADER_MISMATCH, NULL,
+                                  "Header mismatch: Mcp-Name must be present and equal "
+                                  "params.%s",
+                                  name_key);
+    }
+    if (!http_modern_method_known(method))
+        return send_rpc_error(r, 404, id, JSONRPC_METHOD_NOT_FOUND, NULL,
+                              "Method not found: %.80s (protocol %s)", method,
+                              MCP_VERSION_MODERN);
+    r->modern = true;
+    return feed_and_answer(r, hs->stateless, NULL, 1, true);
+}
+
+static enum MHD_Result mcp_post(struct req *r)
+{
+    struct http_server *hs = r->hs;
+    const char *ct = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *accept = header(r->conn, MHD_HTTP_HEADER_ACCEPT);
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+        return send_rpc_error(r, 415, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                              "Unsupported Media Type: Content-Type must be application/json");
+    if (!has_token(accept, "*/*") &&
+        !(has_token(accept, "application/json") && has_token(accept, "text/event-stream")))
+        return send_rpc_error(r, 406, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                              "Not Acceptable: Accept must list application/json and "
+                              "text/event-stream");
+    struct jsonrpc_fail fail;
+    json_t *msg = NULL;
+    if (jsonrpc_parse(r->body.data, r->body.len, hs->srv->max_message, hs->srv->max_depth, &msg,
+                      &fail) != 0)
+        return send_rpc_error(r, 400, NULL, fail.code, NULL, "%s", fail.message);
+
+    enum MHD_Result ret;
+    const char *hv = header(r->conn, "MCP-Protocol-Version");
+    if (hv != NULL && !legacy_version(hv)) {
+        ret = mcp_post_modern(r, msg, hv);
+        json_decref(msg);
+        return ret;
+    }
+    /* The legacy era: sessions. */
+    const char *sid = header(r->conn, "Mcp-Session-Id");
+    bool init = json_is_object(msg) &&
+                strcmp(json_string_value(json_object_get(msg, "method")) ?: "", "initialize") == 0;
+    size_t nreq = count_requests(msg);
+    json_t *meta_pv = json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"),
+                                      "io.modelcontextprotocol/protocolVersion");
+    if (hv == NULL && sid == NULL && !init && json_is_object(msg) && meta_pv != NULL) {
+        /* A 2026-07-28 request without its header: say what is missing. */
+        json_decref(msg);
+        return send_rpc_error(r, 400, NULL, MCP_HEADER_MISMATCH, NULL,
+                              "Header mismatch: a %s request needs the MCP-Protocol-Version "
+                              "header",
+                              MCP_VERSION_MODERN);
+    }
+    json_decref(msg);
+    if (init && sid == NULL) {
+        struct hsession *s = http_session_create(hs, HSESSION_STREAMABLE);
+        if (s == NULL)
+            return send_rpc_error(r, 503, NULL, -32000, NULL,
+                                  "Service Unavailable: too many sessions (limit %u)",
+                                  hs->o.max_sessions);
+        r->sess = s;
+        return feed_and_answer(r, s->ms, s, nreq, false);
+    }
+    if (sid == NULL)
+        return send_rpc_error(r, 400, NULL, -32000, NULL,
+                              "Bad Request: Mcp-Session-Id header is required (send initialize "
+                              "first)");
+    struct hsession *s = http_session_find(hs, sid);
+    if (s == NULL)
+        return send_rpc_error(r, 404, NULL, -32001,
+                              NULL, "Session not found: it expired or was ended; initialize again");
+    r->sess = s;
+    if (hv != NULL && s->ms != NULL) {
+        /* MCP-Protocol-Version must be the negotiated one. */
+        const char *neg = s->ms->version;
+        if (neg[0] != '\0' && strcmp(neg, hv) != 0)
+            return send_rpc_error(r, 400, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                                  "Bad Request: MCP-Protocol-Version '%.40s' differs from the "
+                                  "negotiated '%s'",
+                                  hv, neg);
+    }
+    if (s->ms == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found: it was ended");
+    return feed_and_answer(r, s->ms, s, nreq, false);
+}
+
+static enum MHD_Result mcp_get(struct req *r)
+{
+    struct http_server *hs = r->hs;
+    const char *hv = header(r->conn, "MCP-Protocol-Version");
+    if (hv != NULL && !legacy_version(hv)) {
+        r->allow = "POST";
+        return send_rpc_error(r, 405, NULL, -32000, NULL,
+                              "Method Not Allowed: protocol %s has no GET stream; use "
+                              "subscriptions/listen",
+                              MCP_VERSION_MODERN);
+    }
+    if (!has_token(header(r->conn, MHD_HTTP_HEADER_ACCEPT), "text/event-stream"))
+        return send_rpc_error(r, 406, NULL, -32000, NULL,
+                              "Not Acceptable: Accept must list text/event-stream");
+    const char *sid = header(r->conn, "Mcp-Session-Id");
+    if (sid == NULL)
+        return send_rpc_error(r, 400, NULL, -32000, NULL,
+                              "Bad Request: Mcp-Session-Id header is required");
+    struct hsession *s = http_session_find(hs, sid);
+    if (s == NULL || s->ms == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
+    r->sess = s;
+    if (!http_stream_slot(hs))
+        return send_rpc_error(r, 503, NULL, -32000, NULL,
+                              "Service Unavailable: too many open streams");
+    struct hstream *st = hstream_new(s, hs->stream_limit);
+    const char *last = header(r->conn, "Last-Event-ID");
+    if (last != NULL) {
+        uint64_t sid_n, seq;
+        if (hevent_id_parse(last, &sid_n, &seq) != 0 || hsession_resume(s, st, sid_n, seq) != 0) {
+            hstream_unref(st);
+            http_stream_release(hs);
+            return send_rpc_error(r, 400, NULL, -32000, NULL,
+                                  "Bad Request: Last-Event-ID '%.60s' names no event this session "
+                                  "still has",
+                                  last);
+        }
+    } else {
+        pthread_mutex_lock(&s->mu);
+        bool busy = s->get != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (busy) {
+            hstream_unref(st);
+            http_stream_release(hs);
+            return send_rpc_error(r, 409, NULL, -32000, NULL,
+                                  "Conflict: this session already has a GET stream open");
+        }
+        st->standalone = true;
+        hsession_add_stream(s, st);
+        hstream_start_sse(st, hs->retry_ms, true);
+    }
+    r->stream_slot = true;
+    attach(r, st);
+    hstream_unref(st);
+    r->phase = PHASE_ANSWER;
+    return respond_from_stream(r);
+}
+
+static enum MHD_Result mcp_delete(struct req *r)
+{
+    const char *sid = header(r->conn, "Mcp-Session-Id");
+    if (sid == NULL)
+        return send_rpc_error(r, 400, NULL, -32000, NULL,
+                              "Bad Request: Mcp-Session-Id header is required");
+    struct hsession *s = http_session_take(r->hs, sid);
+    if (s == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
+    log_info("session %.8s... ended by the client", s->id);
+    hsession_close(s);
+    hsession_unref(s);
+    return send_empty(r, 200);
+}
+
+/* ---- HTTP+SSE (2024-11-05) ---- */
+
+static enum MHD_Result sse_open(struct req *r)
+{
+    struct http_server *hs = r->hs;
+    if (!http_stream_slot(hs))
+        return send_rpc_error(r, 503, NULL, -32000, NULL,
+                              "Service Unavailable: too many open streams");
+    struct hsession *s = http_session_create(hs, HSESSION_SSE);
+    if (s == NULL) {
+        http_stream_release(hs);
+        return send_rpc_error(r, 503, NULL, -32000, NULL, "Service Unavailable: too many sessions");
+    }
+    struct hstream *st = hstream_new(s, hs->stream_limit);
+    st->standalone = true;
+    hsession_add_stream(s, st);
+    pthread_mutex_lock(&st->mu);
+    st->mode = HSTREAM_SSE;
+    char ev[160];
+    snprintf(ev, sizeof(ev), "event: endpoint\ndata: %s/messages?sessionId=%s\n\n",
+             hs->base_path, s->id);
+    int rc = buf_append_str(&st->out, ev);
+    pthread_mutex_unlock(&st->mu);
+    (void)rc;
+    r->sess = s; /* http_session_create's reference */
+    r->sse_owner = true; /* the session lives as long as this connection */
+    r->stream_slot = true;
+    attach(r, st);
+    hstream_unref(st);
+    r->phase = PHASE_ANSWER;
+    return respond_from_stream(r);
+}
+
+static enum MHD_Result sse_post(struct req *r)
+{
+    const char *sid = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sessionId");
+    if (sid == NULL)
+        return send_rpc_error(r, 400, NULL, -32000, NULL, "Bad Request: sessionId is required");
+    struct hsession *s = http_session_find(r->hs, sid);
+    if (s == NULL || s->kind != HSESSION_SSE || s->ms == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
+    r->sess = s;
+    const char *ct = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+        return send_rpc_error(r, 415, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                              "Unsupported Media Type: Content-Type must be application/json");
+    /* Answers (and parse errors) go on the /sse stream. */
+    mcp_session_feed(s->ms, r->body.data, r->body.len, NULL);
+    return send_body(r, 202, "text/plain", xstrdup("Accepted"), 8);
+}
+
+/* ---- the request handler ---- */
+
+static enum MHD_Result dispatch(struct req *r)
+{
+    struct http_server *hs = r->hs;
+    if (hs->stopping)
+        return send_rpc_error(r, 503, NULL, -32000, NULL, "Service Unavailable: shutting down");
+    switch (r->route) {
+    case ROUTE_MCP:
+        if (strcmp(r->method, "POST") == 0)
+            return mcp_post(r);
+        if (strcmp(r->method, "GET") == 0)
+            return mcp_get(r);
+        if (strcmp(r->method, "DELETE") == 0)
+            return mcp_delete(r);
+        break;
+    case ROUTE_SSE:
+        if (strcmp(r->method, "GET") == 0)
+            return sse_open(r);
+        r->allow = "GET";
+        break;
+    case ROUTE_MESSAGES:
+        if (strcmp(r->method, "POST") == 0)
+            return sse_post(r);
+        r->allow = "POST";
+        break;
+    case ROUTE_HEALTHZ:
+        if (strcmp(r->method, "GET") == 0) {
+            char *b = xasprintf("{\"status\":\"ok\",\"version\":\"%s\"}", mcpgate_version());
+            return send_body(r, 200, "application/json", b, strlen(b));
+        }
+        r->allow = "GET";
+        break;
+    case ROUTE_METRICS:
+        if (strcmp(r->method, "GET") == 0) {
+            size_t len = 0;
+            char *b = http_metrics_render(hs, &len);
+            return send_body(r, 200, "text/plain; version=0.0.4", b, len);
+        }
+        r->allow = "GET";
+        break;
+    case ROUTE_OTHER:
+        return send_rpc_error(r, 404, NULL, -32000, NULL, "Not Found: %.100s", r->url);
+    }
+    return send_rpc_error(r, 405, NULL, -32000, NULL, "Method Not Allowed: %s %.100s", r->method,
+                          r->url);
+}
+
+static enum route route_of(struct http_server *hs, const char *url)
+{
+    const char *p = url;
+    size_t bl = strlen(hs->base_path);
+    if (bl > 0) {
+        if (strncmp(url, hs->base_path, bl) != 0)
+            return ROUTE_OTHER;
+        p = url + bl;
+    }
+    if (strcmp(p, "/mcp") == 0 || strcmp(p, "/mcp/") == 0)
+        return ROUTE_MCP;
+    if (strcmp(p, "/sse") == 0)
+        return ROUTE_SSE;
+    if (strcmp(p, "/messages") == 0 || strcmp(p, "/message") == 0)
+        return ROUTE_MESSAGES;
+    if (strcmp(url, "/healthz") == 0)
+        return ROUTE_HEALTHZ;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
+    return ROUTE_OTHER;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct http_server *hs = cls;
+    struct req *r = *con_cls;
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        r->hs = hs;
+        r->conn = c;
+        r->method = method;
+        r->url = url;
+        r->route = route_of(hs, url);
+        clock_gettime(CLOCK_MONOTONIC, &r->start);
+        buf_init(&r->body, hs->o.max_body);
+        *con_cls = r;
+        atomic_fetch_add(&hs->active, 1);
+        bool ok;
+        enum MHD_Result ret = check_origin(r, &ok);
+        if (!ok) {
+            r->phase = PHASE_DONE;
+            return ret;
+        }
+        if (strcmp(method, "OPTIONS") == 0) {
+            r->phase = PHASE_DONE;
+            return preflight(r);
+        }
+        const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != NULL && strtoull(cl, NULL, 10) > hs->o.max_body) {
+            r->phase = PHASE_DONE;
+            return send_rpc_error(r, 413, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                                  "Payload Too Large: the body limit is %zu bytes",
+                                  hs->o.max_body);
+        }
+        return MHD_YES;
+    }
+    if (r->phase == PHASE_BODY) {
+        if (*upload_size > 0) {
+            if (!r->too_big && buf_append(&r->body, upload_data, *upload_size) != 0) {
+                r->too_big = true;
+                buf_free(&r->body);
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (r->too_big) {
+            r->phase = PHASE_DONE;
+            return send_rpc_error(r, 413, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                                  "Payload Too Large: the body limit is %zu bytes",
+                                  hs->o.max_body);
+        }
+        r->phase = PHASE_DONE;
+        return dispatch(r);
+    }
+    if (r->phase == PHASE_ANSWER) /* resumed: the stream has something */
+        return respond_from_stream(r);
+    return MHD_YES; /* PHASE_DONE: a response is queued; upload data is ignored */
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *hs = cls;
+    struct req *r = *con_cls;
+    if (r == NULL)
+        return;
+    *con_cls = NULL;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double secs = (double)(end.tv_sec - r->start.tv_sec) +
+                  (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
+    http_metrics_count(hs, r->route, r->status ? r->status : 499, r->sse ? -1 : secs);
+    if (r->sse)
+        http_streams_track(hs, r, false);
+    struct hstream *st = r->st;
+    if (st != NULL) {
+        pthread_mutex_lock(&st->mu);
+        bool unfinished = !(st->final && st->out.len == 0) || st->standalone;
+        st->suspended = false;
+        pthread_mutex_unlock(&st->mu);
+        hstream_detach(st);
+        if (st->cancel_on_close && unfinished) /* 2026-07-28: closing cancels the request */
+            mcp_session_stream_closed(hs->stateless, st);
+        hstream_unref(st);
+    }
+    if (r->stream_slot)
+        http_stream_release(hs);
+    if (r->sse_owner && r->sess != NULL) {
+        /* The /sse connection is the HTTP+SSE session: it ends with it. */
+        struct hsession *s = http_session_take(hs, r->sess->id);
+        if (s != NULL) {
+            hsession_close(s);
+            hsession_unref(s);
+        }
+    }
+    if (r->sess != NULL)
+        hsession_unref(r->sess);
+    buf_free(&r->body);
+    free(r);
+    atomic_fetch_sub(&hs->active, 1);
+}
+
+/* ---- start and stop ---- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_debug("libmicrohttpd: %s", msg);
+}
+
+int mcp_serve_http(struct mcp_server *srv, const struct mcp_http_options *opts)
+{
+    struct http_server *hs = NULL;
+    int r = http_server_new(srv, opts, &hs);
+    if (r != 0)
+        return r;
+
+    /* Signals are taken by sigwait in this thread; every thread started from here on
+     * inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (hs->addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (hs->tls_cert != NULL)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, hs->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, hs->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    hs->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&hs->addr,
+        MHD_OPTION_THREAD_POOL_SIZE, hs->o.threads, MHD_OPTION_CONNECTION_LIMIT,
+        hs->o.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, hs->o.max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, hs->o.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        hs->o.conn_memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hs,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+        MHD_OPTION_ARRAY, hs->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+    if (hs->d == NULL) {
+        log_error("cannot listen on %s: %s", hs->o.listen, strerror(errno));
+        http_server_free(hs);
+        return ERR_IO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(hs->d, MHD_DAEMON_INFO_BIND_PORT);
+    hs->port = info ? info->port : 0;
+    http_server_started(hs);
+    log_info("listening on %s (MCP endpoint %s)", hs->o.listen, hs->endpoint_url);
+    if (hs->o.on_ready != NULL)
+        hs->o.on_ready(hs->o.on_ready_arg, hs->endpoint_url);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("%s: stopping (no new connections; running requests may finish)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    MHD_socket lsock = MHD_quiesce_daemon(hs->d);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    http_server_drain(hs);
+    MHD_stop_daemon(hs->d);
+    hs->d = NULL;
+    http_server_free(hs);
+    log_info("stopped");
+    return 0;
+}
