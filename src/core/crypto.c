@@ -131,3 +131,28 @@ int b64url_decode(const char *s, size_t slen, unsigned char **out, size_t *outle
     *outlen = o;
     return 0;
 }
+
+int b64_decode_strict(const char *s, size_t slen, unsigned char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (slen % 4 != 0)
+        return ERR_PARSE;
+    size_t pad = 0;
+    while (pad < 2 && pad < slen && s[slen - 1 - pad] == '=')
+        pad++;
+    /* Map the standard alphabet onto the url-safe one and reuse its decoder, which also
+     * rejects non-zero leftover bits. */
+    char *tmp = xmalloc(slen + 1);
+    for (size_t i = 0; i < slen - pad; i++) {
+        char c = s[i];
+        if (c == '-' || c == '_' || c == '=') {
+            free(tmp);
+            return ERR_PARSE;
+        }
+        tmp[i] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    int r = b64url_decode(tmp, slen - pad, out, outlen);
+    free(tmp);
+    return r;
+}

@@ -25,4 +25,9 @@ char *b64url_encode(const void *data, size_t len);
 int b64url_decode(const char *s, size_t slen, unsigned char **out /* OUT */,
                   size_t *outlen /* OUT */) ERR_WARN_UNUSED;
 
+/* Decodes standard base64 strictly: alphabet A-Z a-z 0-9 + /, length a multiple of 4, '='
+ * padding only at the end, no stray bits. ERR_PARSE otherwise. */
+int b64_decode_strict(const char *s, size_t slen, unsigned char **out /* OUT */,
+                      size_t *outlen /* OUT */) ERR_WARN_UNUSED;
+
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/crypto.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mcp/jsonrpc.h"
@@ -312,6 +313,87 @@ static enum MHD_Result feed_and_answer(struct req *r, struct mcp_session *ms, st
     return respond_from_stream(r);
 }
 
+/* String(value) as a JavaScript client would put it in a header. */
+static char *arg_string(json_t *v)
+{
+    if (json_is_string(v))
+        return xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    if (json_is_real(v)) {
+        for (int prec = 15; prec <= 17; prec++) {
+            char *t = xasprintf("%.*g", prec, json_real_value(v));
+            if (strtod(t, NULL) == json_real_value(v))
+                return t;
+            free(t);
+        }
+    }
+    if (json_is_boolean(v))
+        return xstrdup(json_is_true(v) ? "true" : "false");
+    return NULL;
+}
+
+/* SEP-2243: arguments a tool marks with x-mcp-header travel in Mcp-Param-<Name> headers too
+ * (so that proxies can route on them); the two must agree. Returns NULL when they do, else
+ * what is wrong. */
+static const char *check_param_headers(struct req *r, json_t *params, char *why, size_t whylen)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    struct tool *t = name ? server_tool_get(r->hs->srv, name) : NULL;
+    if (t == NULL)
+        return NULL; /* the engine answers unknown tools */
+    json_t *props = json_object_get(json_object_get(t->listing, "inputSchema"), "properties");
+    json_t *args = json_object_get(params, "arguments");
+    const char *key;
+    json_t *prop;
+    const char *bad = NULL;
+    json_object_foreach(props, key, prop) {
+        const char *hname = json_string_value(json_object_get(prop, "x-mcp-header"));
+        json_t *v = json_object_get(args, key);
+        if (hname == NULL || v == NULL || json_is_null(v))
+            continue;
+        char full[160];
+        snprintf(full, sizeof(full), "Mcp-Param-%.64s", hname);
+        const char *hv = header(r->conn, full);
+        char *want = arg_string(v);
+        if (hv == NULL) {
+            snprintf(why, whylen, "header %.80s is required (it carries argument '%.40s')", full, key);
+            bad = why;
+        } else {
+            while (*hv == ' ' || *hv == '\t')
+                hv++;
+            size_t n = strlen(hv);
+            while (n > 0 && (hv[n - 1] == ' ' || hv[n - 1] == '\t'))
+                n--;
+            char *got = NULL;
+            if (n >= 12 && strncmp(hv, "=?base64?", 9) == 0 && strncmp(hv + n - 2, "?=", 2) == 0) {
+                unsigned char *raw = NULL;
+                size_t rawlen = 0;
+                if (b64_decode_strict(hv + 9, n - 11, &raw, &rawlen) != 0 ||
+                    jsonrpc_scan((const char *)raw, rawlen, 1, NULL) != 0) {
+                    snprintf(why, whylen, "header %.80s is not valid =?base64?...?= UTF-8", full);
+                    bad = why;
+                } else {
+                    got = xstrndup((const char *)raw, rawlen);
+                }
+                free(raw);
+            } else {
+                got = xstrndup(hv, n);
+            }
+            if (bad == NULL && (want == NULL || got == NULL || strcmp(want, got) != 0)) {
+                snprintf(why, whylen, "header %.80s does not match argument '%.40s'", full, key);
+                bad = why;
+            }
+            free(got);
+        }
+        free(want);
+        if (bad != NULL)
+            break;
+    }
+    tool_unref(t);
+    return bad;
+}
+
 static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *hv)
 {
     struct http_server *hs = r->hs;
@@ -367,6 +449,9 @@ static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *h
                                   "params.%s",
                                   name_key);
     }
+    char why[200];
+    if (strcmp(method, "tools/call") == 0 && check_param_headers(r, params, why, sizeof(why)))
+        return send_rpc_error(r, 400, id, MCP_HEADER_MISMATCH, NULL, "Header mismatch: %s", why);
     if (!http_modern_method_known(method))
         return send_rpc_error(r, 404, id, JSONRPC_METHOD_NOT_FOUND, NULL,
                               "Method not found: %.80s (protocol %s)", method,
