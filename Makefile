@@ -20,10 +20,9 @@ build: build-deps
 	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(RELEASE) -j$(JOBS)
 
-# Builds and runs `mcpgate serve` with the demo tools on its embedded default transport.
+# Builds and runs `mcpgate serve` with the demo tools on its default: HTTP on 127.0.0.1:8080.
 run: build
-	@echo "mcpgate: serving the demo tools on stdio (type JSON-RPC lines; Ctrl-D ends)" >&2
-	@$(RELEASE)/mcpgate serve --stdio --tools demo
+	@$(RELEASE)/mcpgate serve --tools demo
 
 # The whole suite: warnings as errors, then the same tests under ASan+UBSan, then a short
 # replay of every fuzz corpus with the sanitizers on.

@@ -1,9 +1,11 @@
-/* A minimal MCP server built on libmcpgate: one tool, served over stdio.
+/* A minimal MCP server built on libmcpgate: one tool, served over stdio or HTTP.
  *
  *     cc hello_tool.c $(pkg-config --cflags --libs jansson) -lmcpgate ... -o hello_tool
- *     ./hello_tool      # then speak MCP on stdin/stdout, or point an MCP client at it
+ *     ./hello_tool                       # MCP on stdin/stdout
+ *     ./hello_tool --http 127.0.0.1:8080 # MCP at http://127.0.0.1:8080/mcp until Ctrl-C
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <mcpgate/mcpgate.h>
 
@@ -33,7 +35,12 @@ static int hello(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata
     return 0;
 }
 
-int main(void)
+static void ready(void *arg, const char *url)
+{
+    fprintf(stderr, "hello_tool: serving MCP at %s\n", url);
+}
+
+int main(int argc, char **argv)
 {
     struct mcp_server *srv = mcp_server_new("hello", "1.0.0");
     struct mcp_tool_def tool = {
@@ -46,7 +53,13 @@ int main(void)
     };
     if (mcp_tool_add(srv, &tool) != 0)
         return 1;
-    int r = mcp_serve_stdio(srv);
+    int r;
+    if (argc == 3 && strcmp(argv[1], "--http") == 0) {
+        struct mcp_http_options http = {.listen = argv[2], .on_ready = ready};
+        r = mcp_serve_http(srv, &http);
+    } else {
+        r = mcp_serve_stdio(srv);
+    }
     mcp_server_free(srv);
     return r == 0 ? 0 : 1;
 }
