@@ -515,6 +515,12 @@ void mcp_session_feed(struct mcp_session *s, const char *data, size_t len, void 
         send_error(s, stream, NULL, fail.code, fail.message);
         return;
     }
+    mcp_session_feed_parsed(s, msg, stream);
+    json_decref(msg);
+}
+
+void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream)
+{
     if (json_is_array(msg)) {
         /* JSON-RPC batches exist only in protocol revision 2025-03-26. */
         pthread_mutex_lock(&s->mu);
@@ -539,7 +545,6 @@ void mcp_session_feed(struct mcp_session *s, const char *data, size_t len, void 
     } else {
         handle_message(s, msg, stream);
     }
-    json_decref(msg);
 }
 
 void mcp_session_reject(struct mcp_session *s, int code, const char *message, void *stream)

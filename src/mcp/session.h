@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct mcp_server;
 struct mcp_session;
 
@@ -25,6 +27,8 @@ struct mcp_session *mcp_session_new(struct mcp_server *srv, const struct mcp_ses
 /* Handles one JSON text (a message or a batch). Responses go out through io.send, now or
  * later from a worker. */
 void mcp_session_feed(struct mcp_session *s, const char *data, size_t len, void *stream);
+/* The same for a text the transport already parsed with jsonrpc_parse() (borrowed). */
+void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream);
 /* Answers a message the transport could not even frame (id null). */
 void mcp_session_reject(struct mcp_session *s, int code, const char *message, void *stream);
 /* Cancels the stream's requests (the transport lost the stream). */

@@ -107,7 +107,11 @@ void hstream_push(struct hstream *st, const char *msg, size_t len, bool final)
         final = false; /* one response of a batch: more follow on this stream */
     }
     if (st->mode == HSTREAM_PENDING && final) {
-        /* The answer came first and alone: a plain JSON response. */
+        /* The answer came first and alone: a plain JSON response. The engine serializes
+         * errors as {"jsonrpc":"2.0","error":{"code":N,...: note the code for the status. */
+        static const char prefix[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":";
+        if (len > sizeof(prefix) && memcmp(msg, prefix, sizeof(prefix) - 1) == 0)
+            st->error_code = (int)strtol(msg + sizeof(prefix) - 1, NULL, 10);
         st->mode = HSTREAM_JSON;
         if (buf_append(&st->out, msg, len) != 0)
             buf_reset(&st->out);

@@ -191,12 +191,10 @@ static enum MHD_Result respond_from_stream(struct req *r)
     if (mode == HSTREAM_JSON) {
         size_t len = 0;
         char *body = buf_steal(&st->out, &len);
+        int code = st->error_code;
         pthread_mutex_unlock(&st->mu);
         /* Error codes that the transport spec ties to an HTTP status. */
         unsigned status = 200;
-        json_t *m = json_loadb(body, len, 0, NULL);
-        int code = (int)json_integer_value(json_object_get(json_object_get(m, "error"), "code"));
-        json_decref(m);
         if (code == JSONRPC_PARSE_ERROR || code == JSONRPC_INVALID_REQUEST ||
             code == MCP_HEADER_MISMATCH || code == MCP_MISSING_CAPABILITY ||
             code == MCP_UNSUPPORTED_VERSION)
@@ -291,13 +289,13 @@ static size_t count_requests(json_t *msg)
 }
 
 /* Feeds body to the engine session ms on a new stream of r, then answers. */
-static enum MHD_Result feed_and_answer(struct req *r, struct mcp_session *ms, struct hsession *sess,
-                                       size_t nrequests, bool modern)
+static enum MHD_Result feed_and_answer(struct req *r, json_t *msg, struct mcp_session *ms,
+                                       struct hsession *sess, size_t nrequests, bool modern)
 {
     struct http_server *hs = r->hs;
     if (nrequests == 0) {
         /* Notifications and responses only: accepted, no body. */
-        mcp_session_feed(ms, r->body.data, r->body.len, NULL);
+        mcp_session_feed_parsed(ms, msg, NULL);
         return send_empty(r, 202);
     }
     struct hstream *st = hstream_new(sess, hs->stream_limit);
@@ -307,7 +305,7 @@ static enum MHD_Result feed_and_answer(struct req *r, struct mcp_session *ms, st
         hsession_add_stream(sess, st);
     attach(r, st);
     hstream_unref(st); /* r holds it now (and the session's table, when there is one) */
-    mcp_session_feed(ms, r->body.data, r->body.len, st);
+    mcp_session_feed_parsed(ms, msg, st);
     buf_free(&r->body);
     r->phase = PHASE_ANSWER;
     return respond_from_stream(r);
@@ -407,7 +405,7 @@ static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *h
                               MCP_VERSION_MODERN);
     const char *method = json_string_value(json_object_get(msg, "method"));
     if (method == NULL || id == NULL) /* notifications and responses: nothing to route */
-        return feed_and_answer(r, hs->stateless, NULL, 0, true);
+        return feed_and_answer(r, msg, hs->stateless, NULL, 0, true);
     json_t *params = json_object_get(msg, "params");
     json_t *meta = json_object_get(params, "_meta");
     json_t *pv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
@@ -457,8 +455,10 @@ static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *h
                               "Method not found: %.80s (protocol %s)", method,
                               MCP_VERSION_MODERN);
     r->modern = true;
-    return feed_and_answer(r, hs->stateless, NULL, 1, true);
+    return feed_and_answer(r, msg, hs->stateless, NULL, 1, true);
 }
+
+static enum MHD_Result mcp_post_legacy(struct req *r, json_t *msg, const char *hv);
 
 static enum MHD_Result mcp_post(struct req *r)
 {
@@ -486,7 +486,15 @@ static enum MHD_Result mcp_post(struct req *r)
         json_decref(msg);
         return ret;
     }
-    /* The legacy era: sessions. */
+    ret = mcp_post_legacy(r, msg, hv);
+    json_decref(msg);
+    return ret;
+}
+
+/* The legacy era: sessions. */
+static enum MHD_Result mcp_post_legacy(struct req *r, json_t *msg, const char *hv)
+{
+    struct http_server *hs = r->hs;
     const char *sid = header(r->conn, "Mcp-Session-Id");
     bool init = json_is_object(msg) &&
                 strcmp(json_string_value(json_object_get(msg, "method")) ?: "", "initialize") == 0;
@@ -495,13 +503,11 @@ static enum MHD_Result mcp_post(struct req *r)
                                       "io.modelcontextprotocol/protocolVersion");
     if (hv == NULL && sid == NULL && !init && json_is_object(msg) && meta_pv != NULL) {
         /* A 2026-07-28 request without its header: say what is missing. */
-        json_decref(msg);
         return send_rpc_error(r, 400, NULL, MCP_HEADER_MISMATCH, NULL,
                               "Header mismatch: a %s request needs the MCP-Protocol-Version "
                               "header",
                               MCP_VERSION_MODERN);
     }
-    json_decref(msg);
     if (init && sid == NULL) {
         struct hsession *s = http_session_create(hs, HSESSION_STREAMABLE);
         if (s == NULL)
@@ -509,7 +515,7 @@ static enum MHD_Result mcp_post(struct req *r)
                                   "Service Unavailable: too many sessions (limit %u)",
                                   hs->o.max_sessions);
         r->sess = s;
-        return feed_and_answer(r, s->ms, s, nreq, false);
+        return feed_and_answer(r, msg, s->ms, s, nreq, false);
     }
     if (sid == NULL)
         return send_rpc_error(r, 400, NULL, -32000, NULL,
@@ -531,7 +537,7 @@ static enum MHD_Result mcp_post(struct req *r)
     }
     if (s->ms == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found: it was ended");
-    return feed_and_answer(r, s->ms, s, nreq, false);
+    return feed_and_answer(r, msg, s->ms, s, nreq, false);
 }
 
 static enum MHD_Result mcp_get(struct req *r)
