@@ -123,8 +123,17 @@ struct mcp_session {
     struct mcp_session *next, *prev; /* in srv->sessions */
 };
 
+/* The responses of a JSON-RPC batch (2025-03-26), sent as one array when all are in. */
+struct batch {
+    pthread_mutex_t mu;
+    int pending;      /* responses still to come */
+    json_t *answers;  /* array */
+    void *stream;
+};
+
 struct mcp_ctx {
     struct mcp_session *s;
+    struct batch *batch;       /* the batch this request came in, or NULL */
     struct inflight *req;      /* NULL for inline methods */
     json_t *id;
     void *stream;

@@ -85,6 +85,24 @@ static void send_error(struct mcp_session *s, void *stream, json_t *id, int code
     session_send(s, stream, jsonrpc_error(id, code, msg, NULL), true);
 }
 
+/* Adds an answer (stolen; NULL for a request that ends without one) to a batch; the last one
+ * sends the array. */
+static void batch_answer(struct mcp_session *s, struct batch *b, json_t *msg)
+{
+    pthread_mutex_lock(&b->mu);
+    if (msg != NULL)
+        json_array_append_new(b->answers, msg);
+    bool last = --b->pending == 0;
+    pthread_mutex_unlock(&b->mu);
+    if (!last)
+        return;
+    if (json_array_size(b->answers) > 0)
+        session_send(s, b->stream, json_incref(b->answers), true);
+    json_decref(b->answers);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
 /* ---- requests in flight ---- */
 
 static struct inflight *inflight_add(struct mcp_session *s, json_t *id, void *stream)
@@ -131,6 +149,8 @@ void session_finish(struct mcp_ctx *ctx, json_t *result, json_t *error)
         log_debug("request %s cancelled; response dropped", ctx->method);
         json_decref(result);
         json_decref(error);
+        if (ctx->batch != NULL)
+            batch_answer(s, ctx->batch, NULL);
         ctx_free(ctx);
         return;
     }
@@ -150,7 +170,10 @@ void session_finish(struct mcp_ctx *ctx, json_t *result, json_t *error)
     } else {
         msg = error;
     }
-    session_send(s, ctx->stream, msg, true);
+    if (ctx->batch != NULL)
+        batch_answer(s, ctx->batch, msg);
+    else
+        session_send(s, ctx->stream, msg, true);
     ctx_free(ctx);
 }
 
@@ -386,7 +409,8 @@ static bool modern_removed(const char *method)
     return false;
 }
 
-static void handle_request(struct mcp_session *s, json_t *msg, json_t *id, void *stream)
+static void handle_request(struct mcp_session *s, json_t *msg, json_t *id, void *stream,
+                           struct batch *b)
 {
     const char *method = json_string_value(json_object_get(msg, "method"));
     json_t *params = json_object_get(msg, "params");
@@ -397,6 +421,7 @@ static void handle_request(struct mcp_session *s, json_t *msg, json_t *id, void 
     json_t *pv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
 
     struct mcp_ctx *ctx = ctx_new(s, id, stream, method);
+    ctx->batch = b;
     json_t *tok = json_object_get(meta, "progressToken");
     if (json_is_string(tok) || json_is_integer(tok))
         ctx->progress_token = json_incref(tok);
@@ -483,13 +508,16 @@ struct inflight *session_track(struct mcp_ctx *ctx)
     return ctx->req;
 }
 
-static void handle_message(struct mcp_session *s, json_t *msg, void *stream)
+static void handle_message(struct mcp_session *s, json_t *msg, void *stream, struct batch *b)
 {
     enum jsonrpc_kind kind;
     json_t *id = NULL;
     struct jsonrpc_fail fail;
     if (jsonrpc_classify(msg, &kind, &id, &fail) != 0) {
-        send_error(s, stream, id, fail.code, fail.message);
+        if (b != NULL)
+            batch_answer(s, b, jsonrpc_error(id, fail.code, fail.message, NULL));
+        else
+            send_error(s, stream, id, fail.code, fail.message);
         return;
     }
     switch (kind) {
@@ -501,7 +529,7 @@ static void handle_message(struct mcp_session *s, json_t *msg, void *stream)
                             json_object_get(msg, "params"));
         break;
     case JSONRPC_REQUEST:
-        handle_request(s, msg, id, stream);
+        handle_request(s, msg, id, stream, b);
         break;
     }
 }
@@ -538,12 +566,34 @@ void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream)
         } else if (json_array_size(msg) == 0) {
             send_error(s, stream, NULL, JSONRPC_INVALID_REQUEST, "Invalid Request: empty batch");
         } else {
-            size_t i;
+            /* Everything but notifications and responses gets an answer in the array. */
+            size_t i, answers = 0;
             json_t *m;
-            json_array_foreach(msg, i, m) handle_message(s, m, stream);
+            enum jsonrpc_kind kind;
+            json_t *id;
+            struct jsonrpc_fail fail;
+            json_array_foreach(msg, i, m) {
+                if (jsonrpc_classify(m, &kind, &id, &fail) != 0 || kind == JSONRPC_REQUEST)
+                    answers++;
+            }
+            struct batch *b = NULL;
+            if (answers > 0) {
+                b = xcalloc(1, sizeof(*b));
+                pthread_mutex_init(&b->mu, NULL);
+                b->pending = (int)answers + 1; /* +1: held until every element is dispatched */
+                b->answers = json_array();
+                b->stream = stream;
+            }
+            json_array_foreach(msg, i, m) {
+                bool answered = jsonrpc_classify(m, &kind, &id, &fail) != 0 ||
+                                kind == JSONRPC_REQUEST;
+                handle_message(s, m, stream, answered ? b : NULL);
+            }
+            if (b != NULL)
+                batch_answer(s, b, NULL);
         }
     } else {
-        handle_message(s, msg, stream);
+        handle_message(s, msg, stream, NULL);
     }
 }
 

@@ -20,7 +20,6 @@ struct hstream *hstream_new(struct hsession *sess, size_t limit)
     st->refs = 1;
     st->mode = HSTREAM_PENDING;
     st->detached = true;
-    st->finals_left = 1;
     buf_init(&st->out, limit);
     if (sess != NULL) {
         hsession_ref(sess);
@@ -101,10 +100,6 @@ void hstream_push(struct hstream *st, const char *msg, size_t len, bool final)
     if (st->final && !st->standalone) {
         pthread_mutex_unlock(&st->mu); /* ended; nothing more belongs here */
         return;
-    }
-    if (final && st->finals_left > 1) {
-        st->finals_left--;
-        final = false; /* one response of a batch: more follow on this stream */
     }
     if (st->mode == HSTREAM_PENDING && final) {
         /* The answer came first and alone: a plain JSON response. The engine serializes

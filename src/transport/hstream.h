@@ -36,7 +36,6 @@ struct hstream {
     enum hstream_mode mode;
     struct buf out;          /* bytes not yet taken by the connection */
     bool final;              /* the request's response is in out: end after it */
-    int finals_left;         /* responses still to come before final (batches: > 1) */
     bool suspended;          /* the HTTP layer suspended the connection waiting for output */
     bool standalone;         /* a GET or /sse stream: never ends by itself */
     bool detached;           /* no connection is attached */

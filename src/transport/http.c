@@ -217,6 +217,41 @@ static enum MHD_Result respond_from_stream(struct req *r)
     return ret;
 }
 
+/* ---- who is asking ---- */
+
+/* The client's address and scheme: the socket's, or, behind a trusted proxy, what it says in
+ * X-Forwarded-For (the first, i.e. original, client) and X-Forwarded-Proto. */
+static void identify_client(struct req *r)
+{
+    struct http_server *hs = r->hs;
+    r->https = hs->tls_cert != NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(r->client, sizeof(r->client), "?");
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
+                      sizeof(r->client));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
+                      sizeof(r->client));
+    }
+    if (!hs->o.trust_proxy)
+        return;
+    const char *xff = header(r->conn, "X-Forwarded-For");
+    if (xff != NULL) {
+        while (*xff == ' ')
+            xff++;
+        size_t n = strcspn(xff, ", ");
+        if (n > 0 && n < sizeof(r->client))
+            snprintf(r->client, sizeof(r->client), "%.*s", (int)n, xff);
+    }
+    const char *proto = header(r->conn, "X-Forwarded-Proto");
+    if (proto != NULL)
+        r->https = strncasecmp(proto, "https", 5) == 0;
+}
+
 /* ---- the checks every request passes first ---- */
 
 /* DNS-rebinding protection: the Host must be one we serve, and an Origin, when present, one we
@@ -226,10 +261,14 @@ static enum MHD_Result check_origin(struct req *r, bool *ok)
     struct http_server *hs = r->hs;
     const char *host = header(r->conn, MHD_HTTP_HEADER_HOST);
     const char *origin = header(r->conn, "Origin");
+    const char *fwd_host = hs->o.trust_proxy ? header(r->conn, "X-Forwarded-Host") : NULL;
+    if (fwd_host != NULL)
+        host = fwd_host; /* the proxy says which name the client used */
     *ok = false;
     if (host == NULL || !http_host_allowed(hs, host, false)) {
-        log_info("refused %s %s: Host '%.80s' is not served here (DNS rebinding protection)",
-                 r->method, r->url, host ? host : "(none)");
+        log_info("refused %s %s from %s: Host '%.80s' is not served here (DNS rebinding "
+                 "protection)",
+                 r->method, r->url, r->client, host ? host : "(none)");
         return send_rpc_error(r, 403, NULL, -32000, NULL, "Forbidden: invalid Host header '%.80s'",
                               host ? host : "");
     }
@@ -237,7 +276,8 @@ static enum MHD_Result check_origin(struct req *r, bool *ok)
         if (http_cors_allowed(hs, origin)) {
             r->cors_origin = origin;
         } else if (!http_host_allowed(hs, origin, true)) {
-            log_info("refused %s %s: Origin '%.80s' is not allowed", r->method, r->url, origin);
+            log_info("refused %s %s from %s: Origin '%.80s' is not allowed", r->method, r->url,
+                     r->client, origin);
             return send_rpc_error(r, 403, NULL, -32000, NULL, "Forbidden: invalid Origin '%.80s'",
                                   origin);
         }
@@ -277,11 +317,19 @@ static bool legacy_version(const char *v)
     return false;
 }
 
-/* Counts the requests in a parsed message or batch. */
+/* Counts what in a parsed message or batch gets an answer: everything but notifications and
+ * responses (invalid messages are answered with an error). */
 static size_t count_requests(json_t *msg)
 {
-    if (json_is_object(msg))
-        return json_object_get(msg, "method") != NULL && json_object_get(msg, "id") != NULL;
+    if (json_is_object(msg)) {
+        bool method = json_object_get(msg, "method") != NULL;
+        bool id = json_object_get(msg, "id") != NULL;
+        bool response = json_object_get(msg, "result") != NULL ||
+                        json_object_get(msg, "error") != NULL;
+        return !((method && !id) || (!method && response));
+    }
+    if (!json_is_array(msg))
+        return 1;
     size_t n = 0, i;
     json_t *m;
     json_array_foreach(msg, i, m) n += count_requests(m);
@@ -299,8 +347,7 @@ static enum MHD_Result feed_and_answer(struct req *r, json_t *msg, struct mcp_se
         return send_empty(r, 202);
     }
     struct hstream *st = hstream_new(sess, hs->stream_limit);
-    st->finals_left = (int)nrequests;
-    st->cancel_on_close = modern;
+    st->cancel_on_close = modern; /* a batch's answers arrive as one array: one final */
     if (sess != NULL)
         hsession_add_stream(sess, st);
     attach(r, st);
@@ -600,6 +647,13 @@ static enum MHD_Result mcp_get(struct req *r)
 
 static enum MHD_Result mcp_delete(struct req *r)
 {
+    const char *hv = header(r->conn, "MCP-Protocol-Version");
+    if (hv != NULL && !legacy_version(hv)) {
+        r->allow = "POST";
+        return send_rpc_error(r, 405, NULL, -32000, NULL,
+                              "Method Not Allowed: protocol %s has no sessions to delete",
+                              MCP_VERSION_MODERN);
+    }
     const char *sid = header(r->conn, "Mcp-Session-Id");
     if (sid == NULL)
         return send_rpc_error(r, 400, NULL, -32000, NULL,
@@ -751,6 +805,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         buf_init(&r->body, hs->o.max_body);
         *con_cls = r;
         atomic_fetch_add(&hs->active, 1);
+        identify_client(r);
         bool ok;
         enum MHD_Result ret = check_origin(r, &ok);
         if (!ok) {
@@ -806,6 +861,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double secs = (double)(end.tv_sec - r->start.tv_sec) +
                   (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
     http_metrics_count(hs, r->route, r->status ? r->status : 499, r->sse ? -1 : secs);
+    log_debug("%s %s %u %.1f ms client=%s%s%s", r->method, r->url, r->status, secs * 1e3,
+              r->client, r->https ? " https" : "",
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     if (r->sse)
         http_streams_track(hs, r, false);
     struct hstream *st = r->st;

@@ -297,13 +297,40 @@ static void test_batches(void **state)
 {
     struct fixture *f = *state;
     initialize(f, "2025-03-26", "{}");
+    size_t before = json_array_size(f->cap.msgs);
+    /* Two requests, a notification and a malformed element: one array with three answers. */
     feed(f, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"},"
-            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\"}]");
-    json_t *a = answer(f, 2), *b = answer(f, 3);
-    result(a);
-    assert_true(json_array_size(json_object_get(result(b), "tools")) > 0);
-    json_decref(a);
-    json_decref(b);
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+            "{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"ping\"},"
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"echo\",\"arguments\":{\"text\":\"b\"}}}]");
+    json_t *arr = NULL;
+    for (int i = 0; i < 5000 && arr == NULL; i++) {
+        pthread_mutex_lock(&f->cap.mu);
+        for (size_t k = before; k < json_array_size(f->cap.msgs); k++) {
+            if (json_is_array(json_array_get(f->cap.msgs, k)))
+                arr = json_incref(json_array_get(f->cap.msgs, k));
+        }
+        pthread_mutex_unlock(&f->cap.mu);
+        if (arr == NULL)
+            usleep(1000);
+    }
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), 3);
+    int seen = 0;
+    size_t k;
+    json_t *m;
+    json_array_foreach(arr, k, m) {
+        json_int_t id = json_integer_value(json_object_get(m, "id"));
+        if (id == 2 || id == 3)
+            seen += json_object_get(m, "result") != NULL;
+        if (id == 4)
+            seen += error_code(m) == JSONRPC_INVALID_REQUEST;
+    }
+    assert_int_equal(seen, 3);
+    json_decref(arr);
+    /* Nothing else was sent: no stray per-message answers. */
+    assert_int_equal(json_array_size(f->cap.msgs), before + 1);
 }
 
 /* ---- pagination ---- */
