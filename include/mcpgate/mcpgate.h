@@ -159,6 +159,14 @@ typedef int (*mcp_complete_fn)(struct mcp_ctx *ctx, json_t *ref, const char *arg
                                json_t **values /* OUT */, void *udata);
 void mcp_completion_set(struct mcp_server *srv, mcp_complete_fn fn, void *udata);
 
+/* Called after every tools/call with who called, the tool, the outcome ("ok", "tool_error" for
+ * isError results, "error" for JSON-RPC errors, "input_required", "cancelled") and how long it
+ * took; for audit trails. Set before serving. */
+struct mcp_identity;
+typedef void (*mcp_call_hook_fn)(void *arg, const struct mcp_identity *who, const char *tool,
+                                 const char *outcome, double seconds);
+void mcp_server_set_call_hook(struct mcp_server *srv, mcp_call_hook_fn fn, void *arg);
+
 /* ---- Inside a handler -------------------------------------------------------------------- */
 
 enum mcp_log_level {

@@ -1,13 +1,19 @@
 /* mcpgate serve */
 #include <getopt.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/crypto.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mcpgate/mcpgate.h"
+#include "oauth/oauth.h"
+#include "store/store.h"
 #include "tools/tools.h"
+#include "transport/http_int.h"
 
 static const char serve_usage[] =
     "usage: mcpgate serve [--listen HOST:PORT] [options]\n"
@@ -32,9 +38,27 @@ static const char serve_usage[] =
     "  --trust-proxy            take scheme and client address from X-Forwarded-* (behind\n"
     "                           nginx or haproxy)\n"
     "\n"
-    "Authentication:\n"
-    "  --no-auth                no authentication (the only mode until the OAuth server lands)\n"
+    "Authentication (OAuth 2.1; on by default over HTTP):\n"
+    "  --no-auth                no authentication (local use; loopback only unless\n"
+    "                           --no-auth-public)\n"
     "  --no-auth-public         allow --no-auth on a non-loopback address\n"
+    "  --db URL                 state: sqlite:PATH (default sqlite:./mcpgate.db; env MCPGATE_DB)\n"
+    "  --issuer URL             the public base URL of the authorization server (default: the\n"
+    "                           public URL, else http://LISTEN)\n"
+    "  --master-key-file PATH   key that seals the signing keys (default: the database path +\n"
+    "                           .key; env MCPGATE_MASTER_KEY wins)\n"
+    "  --scopes 'S1 S2'         scopes offered (default 'mcp'; 'claudeai' is accepted as 'mcp')\n"
+    "  --tool-scope T=S[,T=S]   the scope a tool needs (default: the first offered scope)\n"
+    "  --access-ttl SEC         access token lifetime (3600)\n"
+    "  --refresh-ttl SEC        refresh token lifetime (2592000, 30 days)\n"
+    "  --code-ttl SEC           authorization code lifetime (60)\n"
+    "  --refresh-grace SEC      a rotated refresh token retried within SEC is refused without\n"
+    "                           revoking the grant (default 0: any reuse revokes it)\n"
+    "  --revocation-bound SEC   how long a revoked token may still pass the cache (5)\n"
+    "  --no-dcr                 refuse dynamic client registration\n"
+    "  --no-cimd                refuse client ID metadata documents\n"
+    "  --cimd-allow-private     fetch CIMD documents from private addresses (testing)\n"
+    "  --auto-approve-first-party  skip consent for pre-registered first-party clients\n"
     "\n"
     "Content:\n"
     "  --tools SET[,SET]        built-in toolsets: demo (echo, add, time, whoami, countdown,\n"
@@ -67,6 +91,43 @@ static void print_ready(void *arg, const char *url)
     fflush(stderr);
 }
 
+/* Builds the authorization server once the listening address is known. */
+struct auth_setup {
+    struct oauth_config cfg;
+    const char *issuer_flag;
+    struct store *st;
+};
+
+static int auth_init(void *arg, const char *base_url, struct oauth_server **out)
+{
+    struct auth_setup *a = arg;
+    a->cfg.issuer = a->issuer_flag ? a->issuer_flag : base_url;
+    return oauth_server_new(&a->cfg, a->st, out);
+}
+
+/* The first start of a fresh database: an admin with a random password, shown once. */
+static int first_run_admin(struct store *st)
+{
+    int64_t n = 0;
+    if (store_user_count(st, &n) != 0)
+        return -1;
+    if (n > 0)
+        return 0;
+    char *pw = crypto_random_token(12), *hash = NULL;
+    int r = crypto_password_hash(pw, &hash);
+    if (r == 0)
+        r = store_user_add(st, "admin", hash, (int64_t)time(NULL), NULL);
+    if (r == 0)
+        fprintf(stderr,
+                "mcpgate: created the first user: admin, password %s\n"
+                "mcpgate: (shown only now; change it with 'mcpgate user passwd admin')\n",
+                pw);
+    crypto_wipe(pw, strlen(pw));
+    free(pw);
+    free(hash);
+    return r;
+}
+
 static int is_loopback_listen(const char *listen)
 {
     return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
@@ -88,7 +149,9 @@ int cmd_serve(int argc, char **argv)
     enum {
         O_STDIO = 1000, O_TOOLS, O_INSTR, O_MAXMSG, O_MAXDEPTH, O_PAGE, O_WORKERS, O_LOG,
         O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
-        O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS
+        O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
+        O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
+        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_AUTOAPPROVE
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -109,6 +172,20 @@ int cmd_serve(int argc, char **argv)
         {"request-timeout", required_argument, NULL, O_REQTO},
         {"session-idle", required_argument, NULL, O_SESSIDLE},
         {"threads", required_argument, NULL, O_THREADS},
+        {"db", required_argument, NULL, O_DB},
+        {"issuer", required_argument, NULL, O_ISSUER},
+        {"master-key-file", required_argument, NULL, O_MKEY},
+        {"scopes", required_argument, NULL, O_SCOPES},
+        {"tool-scope", required_argument, NULL, O_TOOLSCOPE},
+        {"access-ttl", required_argument, NULL, O_ATTL},
+        {"refresh-ttl", required_argument, NULL, O_RTTL},
+        {"code-ttl", required_argument, NULL, O_CTTL},
+        {"refresh-grace", required_argument, NULL, O_GRACE},
+        {"revocation-bound", required_argument, NULL, O_RBOUND},
+        {"no-dcr", no_argument, NULL, O_NODCR},
+        {"no-cimd", no_argument, NULL, O_NOCIMD},
+        {"cimd-allow-private", no_argument, NULL, O_CIMDPRIV},
+        {"auto-approve-first-party", no_argument, NULL, O_AUTOAPPROVE},
         {"tools", required_argument, NULL, O_TOOLS},
         {"instructions", required_argument, NULL, O_INSTR},
         {"max-message", required_argument, NULL, O_MAXMSG},
@@ -119,7 +196,11 @@ int cmd_serve(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int stdio = 0, no_auth_public = 0;
+    int stdio = 0, no_auth_public = 0, no_auth = 0;
+    struct auth_setup auth = {.cfg = {.dcr = true, .cimd = true}};
+    const char *db = getenv("MCPGATE_DB") ? getenv("MCPGATE_DB") : "sqlite:./mcpgate.db";
+    const char *tool_scopes = NULL;
+    char *master_default = NULL;
     struct mcp_http_options http = {.on_ready = print_ready};
     size_t header_size = 0;
     const char *toolsets = "demo", *instructions = NULL;
@@ -138,7 +219,38 @@ int cmd_serve(int argc, char **argv)
         case O_CERT: http.tls_cert = optarg; break;
         case O_KEY: http.tls_key = optarg; break;
         case O_PROXY: http.trust_proxy = true; break;
-        case O_NOAUTH: break; /* the only mode for now */
+        case O_NOAUTH: no_auth = 1; break;
+        case O_DB: db = optarg; break;
+        case O_ISSUER: auth.issuer_flag = optarg; break;
+        case O_MKEY: auth.cfg.master_key_path = optarg; break;
+        case O_SCOPES: auth.cfg.scopes = optarg; break;
+        case O_TOOLSCOPE: tool_scopes = optarg; break;
+        case O_NODCR: auth.cfg.dcr = false; break;
+        case O_NOCIMD: auth.cfg.cimd = false; break;
+        case O_CIMDPRIV: auth.cfg.cimd_allow_private = true; break;
+        case O_AUTOAPPROVE: auth.cfg.auto_approve_first_party = true; break;
+        case O_ATTL:
+        case O_RTTL:
+        case O_CTTL:
+        case O_GRACE:
+        case O_RBOUND: {
+            unsigned v;
+            if (parse_uint(optarg, 400000000, &v) != 0) {
+                fprintf(stderr, "mcpgate serve: %s: expected seconds\n", argv[optind - 1]);
+                return 2;
+            }
+            if (c == O_ATTL)
+                auth.cfg.access_ttl = v;
+            else if (c == O_RTTL)
+                auth.cfg.refresh_ttl = v;
+            else if (c == O_CTTL)
+                auth.cfg.code_ttl = v;
+            else if (c == O_GRACE)
+                auth.cfg.refresh_grace = v;
+            else
+                auth.cfg.revocation_bound = v;
+            break;
+        }
         case O_NOAUTHPUB: no_auth_public = 1; break;
         case O_MAXHDR:
             if (cli_parse_size(optarg, &header_size) != 0 || header_size < 4096) {
@@ -220,7 +332,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "mcpgate serve: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!stdio && http.listen != NULL && !is_loopback_listen(http.listen) && !no_auth_public) {
+    if (!stdio && no_auth && http.listen != NULL && !is_loopback_listen(http.listen) &&
+        !no_auth_public) {
         fprintf(stderr, "mcpgate serve: refusing to serve without authentication on %s (not a "
                         "loopback address); add --no-auth-public if that is really wanted\n",
                 http.listen);
@@ -248,9 +361,30 @@ int cmd_serve(int argc, char **argv)
     }
     if (stdio) {
         r = mcp_serve_stdio(srv);
-    } else {
+    } else if (no_auth) {
+        log_warn("serving without authentication (--no-auth)");
         http.max_body = max_message;
         r = mcp_serve_http(srv, &http);
+    } else {
+        if (store_open(db, &auth.st) != 0) {
+            fprintf(stderr, "mcpgate serve: cannot open the database %s\n", db);
+            mcp_server_free(srv);
+            return 1;
+        }
+        if (auth.cfg.master_key_path == NULL) {
+            const char *path = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
+            master_default = xasprintf("%s.key", path);
+            auth.cfg.master_key_path = master_default;
+        }
+        if (first_run_admin(auth.st) != 0) {
+            fprintf(stderr, "mcpgate serve: cannot create the first user\n");
+            r = 1;
+        } else {
+            http.max_body = max_message;
+            r = http_serve(srv, &http, auth_init, &auth, tool_scopes);
+        }
+        store_close(auth.st);
+        free(master_default);
     }
     mcp_server_free(srv);
     return r == 0 ? 0 : 1;

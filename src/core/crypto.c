@@ -1,10 +1,13 @@
 #include "core/crypto.h"
 
+#include <argon2.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/xmalloc.h"
@@ -155,4 +158,202 @@ int b64_decode_strict(const char *s, size_t slen, unsigned char **out, size_t *o
     int r = b64url_decode(tmp, slen - pad, out, outlen);
     free(tmp);
     return r;
+}
+
+/* ---- sealing (AES-256-GCM) ---- */
+
+#define SEAL_NONCE_LEN 12
+#define SEAL_TAG_LEN 16
+
+int crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, const void *plain,
+                size_t n, unsigned char **out, size_t *outlen)
+{
+    int r = ERR_CRYPTO, len = 0;
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *buf = NULL;
+    size_t total = 0;
+
+    *out = NULL;
+    *outlen = 0;
+    if ((aad == NULL && aadlen > 0) || (plain == NULL && n > 0))
+        return ERR_INVALID;
+    if (n > INT_MAX - SEAL_NONCE_LEN - SEAL_TAG_LEN || aadlen > INT_MAX)
+        return ERR_TOOBIG;
+    total = SEAL_NONCE_LEN + n + SEAL_TAG_LEN;
+    buf = xmalloc(total);
+    if ((r = crypto_random(buf, SEAL_NONCE_LEN)) != 0)
+        goto out;
+    r = ERR_CRYPTO;
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
+        EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
+        EVP_EncryptInit_ex(ctx, NULL, NULL, key, buf) != 1)
+        goto out;
+    if (aadlen > 0 && EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aadlen) != 1)
+        goto out;
+    if (n > 0 && (EVP_EncryptUpdate(ctx, buf + SEAL_NONCE_LEN, &len, plain, (int)n) != 1 ||
+                  (size_t)len != n))
+        goto out;
+    if (EVP_EncryptFinal_ex(ctx, buf + SEAL_NONCE_LEN + n, &len) != 1 || len != 0 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN,
+                            buf + SEAL_NONCE_LEN + n) != 1)
+        goto out;
+    *out = buf;
+    *outlen = total;
+    buf = NULL;
+    r = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    if (buf != NULL) {
+        crypto_wipe(buf, total);
+        free(buf);
+    }
+    return r;
+}
+
+/* The plaintext gets a NUL after its n bytes, so text can be used as a string. */
+int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
+                const unsigned char *sealed, size_t n, unsigned char **out, size_t *outlen)
+{
+    int r = ERR_CRYPTO, len = 0;
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *buf = NULL, tag[SEAL_TAG_LEN];
+    size_t plen = 0;
+
+    *out = NULL;
+    *outlen = 0;
+    if (aad == NULL && aadlen > 0)
+        return ERR_INVALID;
+    if (sealed == NULL || n < SEAL_NONCE_LEN + SEAL_TAG_LEN)
+        return ERR_PARSE;
+    if (n > INT_MAX || aadlen > INT_MAX)
+        return ERR_TOOBIG;
+    plen = n - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+    buf = xmalloc(plen + 1);
+    memcpy(tag, sealed + n - SEAL_TAG_LEN, SEAL_TAG_LEN);
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
+        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
+        EVP_DecryptInit_ex(ctx, NULL, NULL, key, sealed) != 1)
+        goto out;
+    if (aadlen > 0 && EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aadlen) != 1)
+        goto out;
+    if (plen > 0 && (EVP_DecryptUpdate(ctx, buf, &len, sealed + SEAL_NONCE_LEN, (int)plen) != 1 ||
+                     (size_t)len != plen))
+        goto out;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) != 1)
+        goto out;
+    if (EVP_DecryptFinal_ex(ctx, buf + plen, &len) != 1) {
+        r = ERR_INTEGRITY;
+        goto out;
+    }
+    buf[plen] = '\0';
+    *out = buf;
+    *outlen = plen;
+    buf = NULL;
+    r = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    if (buf != NULL) {
+        crypto_wipe(buf, plen + 1);
+        free(buf);
+    }
+    return r;
+}
+
+/* ---- passwords (argon2id) ---- */
+
+#define PW_T_COST 3
+#define PW_M_COST 65536 /* KiB */
+#define PW_PARALLEL 1
+#define PW_SALT_LEN 16
+#define PW_HASH_LEN 32
+#define PW_MAX_LEN 4096
+/* A stored hash asking for more than this is refused rather than computed. */
+#define PW_M_COST_MAX (1u << 20) /* 1 GiB */
+#define PW_T_COST_MAX 16
+
+int crypto_password_hash(const char *password, char **encoded)
+{
+    int r = ERR_CRYPTO;
+    unsigned char salt[PW_SALT_LEN];
+    char *enc = NULL;
+    size_t pwlen, enclen;
+
+    *encoded = NULL;
+    if (password == NULL)
+        return ERR_INVALID;
+    if ((pwlen = strlen(password)) > PW_MAX_LEN)
+        return ERR_TOOBIG;
+    if ((r = crypto_random(salt, sizeof(salt))) != 0)
+        goto out;
+    enclen = argon2_encodedlen(PW_T_COST, PW_M_COST, PW_PARALLEL, PW_SALT_LEN, PW_HASH_LEN,
+                               Argon2_id);
+    enc = xmalloc(enclen);
+    if (argon2id_hash_encoded(PW_T_COST, PW_M_COST, PW_PARALLEL, password, pwlen, salt,
+                              sizeof(salt), PW_HASH_LEN, enc, enclen) != ARGON2_OK) {
+        r = ERR_CRYPTO;
+        goto out;
+    }
+    *encoded = enc;
+    enc = NULL;
+    r = 0;
+out:
+    free(enc);
+    crypto_wipe(salt, sizeof(salt));
+    return r;
+}
+
+/* Reads the decimal after "name=" at *p; advances past it. */
+static int phc_param(const char **p, const char *name, unsigned long *v)
+{
+    size_t nl = strlen(name);
+    char *end;
+    if (strncmp(*p, name, nl) != 0 || (*p)[nl] != '=' || (*p)[nl + 1] < '0' || (*p)[nl + 1] > '9')
+        return ERR_PARSE;
+    *v = strtoul(*p + nl + 1, &end, 10);
+    *p = end;
+    return 0;
+}
+
+/* Checks the shape and the cost of "$argon2id$v=19$m=M,t=T,p=P$..." before argon2 allocates m
+ * KiB for it: a corrupted or planted hash must not make a login cost gigabytes. */
+static int phc_check(const char *encoded)
+{
+    static const char prefix[] = "$argon2id$v=19$";
+    const char *p = encoded;
+    unsigned long m, t, par;
+    if (strncmp(p, prefix, sizeof(prefix) - 1) != 0)
+        return ERR_PARSE;
+    p += sizeof(prefix) - 1;
+    if (phc_param(&p, "m", &m) != 0 || *p++ != ',' || phc_param(&p, "t", &t) != 0 ||
+        *p++ != ',' || phc_param(&p, "p", &par) != 0 || *p != '$')
+        return ERR_PARSE;
+    if (m > PW_M_COST_MAX || t > PW_T_COST_MAX || par > 16)
+        return ERR_TOOBIG;
+    return 0;
+}
+
+int crypto_password_verify(const char *encoded, const char *password)
+{
+    int r;
+    size_t pwlen;
+
+    if (encoded == NULL || password == NULL)
+        return ERR_INVALID;
+    if ((r = phc_check(encoded)) != 0)
+        return r;
+    if ((pwlen = strlen(password)) > PW_MAX_LEN)
+        return 0; /* cannot have been hashed: a mismatch, not a malformed hash */
+    /* argon2 reads the password in place (no copy to wipe) and compares in constant time. */
+    switch (argon2id_verify(encoded, password, pwlen)) {
+    case ARGON2_OK:
+        return 1;
+    case ARGON2_VERIFY_MISMATCH:
+        return 0;
+    case ARGON2_MEMORY_ALLOCATION_ERROR:
+        return ERR_NOMEM;
+    default:
+        return ERR_PARSE;
+    }
 }

@@ -25,6 +25,19 @@ char *b64url_encode(const void *data, size_t len);
 int b64url_decode(const char *s, size_t slen, unsigned char **out /* OUT */,
                   size_t *outlen /* OUT */) ERR_WARN_UNUSED;
 
+/* AES-256-GCM with a random 96-bit nonce: out = nonce || ciphertext || tag. aad may be NULL.
+ * open fails with ERR_INTEGRITY when anything was changed. Used for keys at rest. */
+int crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, const void *plain,
+                size_t n, unsigned char **out /* OUT */, size_t *outlen /* OUT */) ERR_WARN_UNUSED;
+int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
+                const unsigned char *sealed, size_t n, unsigned char **out /* OUT */,
+                size_t *outlen /* OUT */) ERR_WARN_UNUSED;
+
+/* Passwords: argon2id (t=3, m=64 MiB, p=1, 16-byte salt), PHC-encoded. verify returns 1 when
+ * the password matches (constant time), 0 when not, negative on a malformed hash. */
+int crypto_password_hash(const char *password, char **encoded /* OUT */) ERR_WARN_UNUSED;
+int crypto_password_verify(const char *encoded, const char *password);
+
 /* Decodes standard base64 strictly: alphabet A-Z a-z 0-9 + /, length a multiple of 4, '='
  * padding only at the end, no stray bits. ERR_PARSE otherwise. */
 int b64_decode_strict(const char *s, size_t slen, unsigned char **out /* OUT */,

@@ -29,6 +29,21 @@ const char *log_level_name(int level)
     return level >= 0 && level < 8 ? level_names[level] : "info";
 }
 
+static char *dup0(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+void ctx_set_identity(struct mcp_ctx *ctx, const struct mcp_identity *who)
+{
+    if (who == NULL)
+        return;
+    ctx->identity.subject = dup0(who->subject);
+    ctx->identity.username = dup0(who->username);
+    ctx->identity.client_id = dup0(who->client_id);
+    ctx->identity.scopes = dup0(who->scopes);
+}
+
 struct mcp_ctx *ctx_new(struct mcp_session *s, json_t *id, void *stream, const char *method)
 {
     struct mcp_ctx *ctx = xcalloc(1, sizeof(*ctx));
@@ -55,6 +70,10 @@ void ctx_free(struct mcp_ctx *ctx)
     json_decref(ctx->input_responses);
     json_decref(ctx->input_requests);
     json_decref(ctx->state);
+    free((char *)ctx->identity.subject);
+    free((char *)ctx->identity.username);
+    free((char *)ctx->identity.client_id);
+    free((char *)ctx->identity.scopes);
     free((char *)ctx->method);
     free(ctx);
 }

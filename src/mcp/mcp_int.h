@@ -71,6 +71,8 @@ struct mcp_server {
     struct reglist tools, resources, templates, prompts;
     mcp_complete_fn complete;
     void *complete_udata;
+    mcp_call_hook_fn call_hook;
+    void *call_hook_arg;
 
     pthread_mutex_t sessions_mu; /* guards the session list and the pool's creation */
     struct mcp_session *sessions;
@@ -144,7 +146,7 @@ struct mcp_ctx {
     json_t *progress_token;    /* borrowed, NULL when absent */
     int log_level;             /* -1: send no log notifications */
     json_t *uri_vars;          /* resource template variables, or NULL */
-    struct mcp_identity identity;
+    struct mcp_identity identity; /* strings owned (copied per request) */
 
     /* MRTR (modern) */
     json_t *input_responses;   /* object: key -> the client's answer (accumulated) */
@@ -195,6 +197,7 @@ json_t *methods_discover_result(struct mcp_server *srv);
 /* ctx.c */
 struct mcp_ctx *ctx_new(struct mcp_session *s, json_t *id, void *stream, const char *method);
 void ctx_free(struct mcp_ctx *ctx);
+void ctx_set_identity(struct mcp_ctx *ctx, const struct mcp_identity *who);
 /* MRTR requestState: seal the context's accumulated answers and state, bound to method,
  * name and arguments; open verifies and restores them into ctx. */
 char *ctx_state_seal(struct mcp_ctx *ctx, const char *name, json_t *args);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -204,9 +205,24 @@ static void handler_failed(struct mcp_ctx *ctx, int r, const char *what, const c
     failf(ctx, JSONRPC_INTERNAL_ERROR, NULL, "%s '%s' failed: %s", what, name, err_str(r));
 }
 
+/* Tells the server's call hook how a tools/call ended. */
+static void call_done(struct mcp_ctx *ctx, const char *tool, const char *outcome,
+                      const struct timespec *t0)
+{
+    struct mcp_server *srv = ctx->s->srv;
+    if (srv->call_hook == NULL)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+    srv->call_hook(srv->call_hook_arg, mcp_ctx_identity(ctx), tool, outcome, secs);
+}
+
 static void run_tool(struct job *j)
 {
     struct mcp_ctx *ctx = j->ctx;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct tool *t = j->tool;
     json_t *args = json_object_get(j->params, "arguments");
     json_t *own_args = NULL;
@@ -221,6 +237,7 @@ static void run_tool(struct job *j)
     if (jschema_validate(t->in_schema, NULL, args, &verr) != 0) {
         log_debug("tools/call %s: arguments rejected at '%s': %s", t->name, verr.path,
                   verr.message);
+        call_done(ctx, t->name, "tool_error", &t0);
         session_finish(ctx,
                        mcp_result_error("Invalid arguments for tool '%s': at '%s': %s (%s)",
                                         t->name, verr.path[0] ? verr.path : "/", verr.message,
@@ -232,10 +249,16 @@ static void run_tool(struct job *j)
     if (r != 0) {
         json_decref(result);
         result = NULL;
+        call_done(ctx, t->name,
+                  r == ERR_INPUT_REQUIRED ? "input_required"
+                  : r == ERR_CANCELLED    ? "cancelled"
+                                          : "error",
+                  &t0);
         handler_failed(ctx, r, "tool", t->name, args);
         goto out;
     }
     if (!json_is_object(result)) {
+        call_done(ctx, t->name, "error", &t0);
         failf(ctx, JSONRPC_INTERNAL_ERROR, NULL, "tool '%s' returned no result object", t->name);
         goto out;
     }
@@ -249,12 +272,14 @@ static void run_tool(struct job *j)
     }
     if (t->out_schema != NULL && !json_is_true(json_object_get(result, "isError"))) {
         if (structured == NULL) {
+            call_done(ctx, t->name, "error", &t0);
             failf(ctx, JSONRPC_INTERNAL_ERROR, NULL,
                   "tool '%s' declares an outputSchema but returned no structuredContent",
                   t->name);
             goto out;
         }
         if (jschema_validate(t->out_schema, NULL, structured, &verr) != 0) {
+            call_done(ctx, t->name, "error", &t0);
             log_error("tool %s: structuredContent violates its outputSchema at '%s': %s",
                       t->name, verr.path, verr.message);
             failf(ctx, JSONRPC_INTERNAL_ERROR, NULL,
@@ -264,6 +289,8 @@ static void run_tool(struct job *j)
             goto out;
         }
     }
+    call_done(ctx, t->name, json_is_true(json_object_get(result, "isError")) ? "tool_error" : "ok",
+              &t0);
     session_finish(ctx, result, NULL);
     result = NULL;
 out:

@@ -569,6 +569,12 @@ struct prompt *server_prompt_get(struct mcp_server *srv, const char *name)
     return found;
 }
 
+void mcp_server_set_call_hook(struct mcp_server *srv, mcp_call_hook_fn fn, void *arg)
+{
+    srv->call_hook = fn;
+    srv->call_hook_arg = arg;
+}
+
 void mcp_completion_set(struct mcp_server *srv, mcp_complete_fn fn, void *udata)
 {
     srv->complete = fn;

@@ -410,7 +410,7 @@ static bool modern_removed(const char *method)
 }
 
 static void handle_request(struct mcp_session *s, json_t *msg, json_t *id, void *stream,
-                           struct batch *b)
+                           struct batch *b, const struct mcp_identity *who)
 {
     const char *method = json_string_value(json_object_get(msg, "method"));
     json_t *params = json_object_get(msg, "params");
@@ -422,6 +422,7 @@ static void handle_request(struct mcp_session *s, json_t *msg, json_t *id, void 
 
     struct mcp_ctx *ctx = ctx_new(s, id, stream, method);
     ctx->batch = b;
+    ctx_set_identity(ctx, who);
     json_t *tok = json_object_get(meta, "progressToken");
     if (json_is_string(tok) || json_is_integer(tok))
         ctx->progress_token = json_incref(tok);
@@ -508,7 +509,8 @@ struct inflight *session_track(struct mcp_ctx *ctx)
     return ctx->req;
 }
 
-static void handle_message(struct mcp_session *s, json_t *msg, void *stream, struct batch *b)
+static void handle_message(struct mcp_session *s, json_t *msg, void *stream, struct batch *b,
+                           const struct mcp_identity *who)
 {
     enum jsonrpc_kind kind;
     json_t *id = NULL;
@@ -529,7 +531,7 @@ static void handle_message(struct mcp_session *s, json_t *msg, void *stream, str
                             json_object_get(msg, "params"));
         break;
     case JSONRPC_REQUEST:
-        handle_request(s, msg, id, stream, b);
+        handle_request(s, msg, id, stream, b, who);
         break;
     }
 }
@@ -543,11 +545,12 @@ void mcp_session_feed(struct mcp_session *s, const char *data, size_t len, void 
         send_error(s, stream, NULL, fail.code, fail.message);
         return;
     }
-    mcp_session_feed_parsed(s, msg, stream);
+    mcp_session_feed_parsed(s, msg, stream, NULL);
     json_decref(msg);
 }
 
-void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream)
+void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream,
+                             const struct mcp_identity *who)
 {
     if (json_is_array(msg)) {
         /* JSON-RPC batches exist only in protocol revision 2025-03-26. */
@@ -587,13 +590,13 @@ void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream)
             json_array_foreach(msg, i, m) {
                 bool answered = jsonrpc_classify(m, &kind, &id, &fail) != 0 ||
                                 kind == JSONRPC_REQUEST;
-                handle_message(s, m, stream, answered ? b : NULL);
+                handle_message(s, m, stream, answered ? b : NULL, who);
             }
             if (b != NULL)
                 batch_answer(s, b, NULL);
         }
     } else {
-        handle_message(s, msg, stream, NULL);
+        handle_message(s, msg, stream, NULL, who);
     }
 }
 

@@ -27,8 +27,11 @@ struct mcp_session *mcp_session_new(struct mcp_server *srv, const struct mcp_ses
 /* Handles one JSON text (a message or a batch). Responses go out through io.send, now or
  * later from a worker. */
 void mcp_session_feed(struct mcp_session *s, const char *data, size_t len, void *stream);
-/* The same for a text the transport already parsed with jsonrpc_parse() (borrowed). */
-void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream);
+/* The same for a text the transport already parsed with jsonrpc_parse() (borrowed), on behalf
+ * of who (NULL: anonymous; the strings are copied for each request). */
+struct mcp_identity;
+void mcp_session_feed_parsed(struct mcp_session *s, json_t *msg, void *stream,
+                             const struct mcp_identity *who);
 /* Answers a message the transport could not even frame (id null). */
 void mcp_session_reject(struct mcp_session *s, int code, const char *message, void *stream);
 /* Cancels the stream's requests (the transport lost the stream). */

@@ -267,6 +267,7 @@ void hsession_unref(struct hsession *s)
     for (size_t i = 0; i < s->ring_len; i++)
         free(s->ring[(s->ring_head + i) % s->ring_cap].data);
     free(s->ring);
+    free(s->owner);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

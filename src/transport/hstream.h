@@ -70,6 +70,7 @@ struct hsession {
     size_t ring_bytes, ring_max_bytes;
     time_t last_active;
     bool closed;
+    char *owner;              /* the subject that opened it (OAuth), or NULL */
     struct hsession *hnext;   /* hash chain in the server's table */
 };
 

@@ -56,14 +56,24 @@ static bool has_token(const char *list, const char *token)
 
 /* ---- responses ---- */
 
-static void add_common_headers(struct http_server *hs, struct req *r, struct MHD_Response *resp)
+static void add_headers(struct http_server *hs, struct req *r, struct MHD_Response *resp,
+                        json_t *own)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; frame-ancestors 'none'");
+    if (json_object_get(own, "X-Frame-Options") == NULL)
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    if (json_object_get(own, "Content-Security-Policy") == NULL)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (json_object_get(own, "Cache-Control") == NULL)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    const char *k;
+    json_t *v;
+    json_object_foreach(own, k, v) {
+        if (json_is_string(v))
+            MHD_add_response_header(resp, k, json_string_value(v));
+    }
     if (r != NULL && r->cors_origin != NULL) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
         MHD_add_response_header(resp, "Vary", "Origin");
@@ -72,6 +82,33 @@ static void add_common_headers(struct http_server *hs, struct req *r, struct MHD
     }
     if (r != NULL && r->sess != NULL && r->route == ROUTE_MCP)
         MHD_add_response_header(resp, "Mcp-Session-Id", r->sess->id);
+}
+
+static void add_common_headers(struct http_server *hs, struct req *r, struct MHD_Response *resp)
+{
+    add_headers(hs, r, resp, NULL);
+}
+
+/* Sends what the authorization server answered. */
+static enum MHD_Result send_oauth(struct req *r, struct oauth_response *o)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        o->body_len, o->body, o->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    o->body = NULL;
+    if (o->content_type != NULL)
+        MHD_add_response_header(resp, "Content-Type", o->content_type);
+    /* Discovery documents allow any origin themselves; do not add our CORS on top. */
+    bool own_cors = json_object_get(o->headers, "Access-Control-Allow-Origin") != NULL;
+    const char *cors = r->cors_origin;
+    if (own_cors)
+        r->cors_origin = NULL;
+    add_headers(r->hs, r, resp, o->headers);
+    r->cors_origin = cors;
+    r->status = o->status;
+    enum MHD_Result ret = MHD_queue_response(r->conn, o->status, resp);
+    MHD_destroy_response(resp);
+    oauth_response_clear(o);
+    return ret;
 }
 
 static enum MHD_Result send_body(struct req *r, unsigned status, const char *type, char *body,
@@ -272,7 +309,9 @@ static enum MHD_Result check_origin(struct req *r, bool *ok)
         return send_rpc_error(r, 403, NULL, -32000, NULL, "Forbidden: invalid Host header '%.80s'",
                               host ? host : "");
     }
-    if (origin != NULL) {
+    bool public_doc = strncmp(r->url, "/.well-known/", 13) == 0 || strcmp(r->url, "/jwks") == 0 ||
+                      strstr(r->url, "/.well-known/") != NULL;
+    if (origin != NULL && !public_doc) {
         if (http_cors_allowed(hs, origin)) {
             r->cors_origin = origin;
         } else if (!http_host_allowed(hs, origin, true)) {
@@ -336,14 +375,61 @@ static size_t count_requests(json_t *msg)
     return n;
 }
 
+/* The engine's view of who is asking (NULL when OAuth is off). */
+static const struct mcp_identity *identity_of(struct req *r, struct mcp_identity *buf)
+{
+    if (!r->authed)
+        return NULL;
+    buf->subject = r->who.subject;
+    buf->username = r->who.username;
+    buf->client_id = r->who.client_id;
+    buf->scopes = r->who.scope;
+    return buf;
+}
+
+/* The scope a tool needs (per-tool configuration, else the default scope). */
+static const char *tool_scope(struct http_server *hs, const char *tool)
+{
+    const char *s = json_string_value(json_object_get(hs->tool_scopes, tool));
+    return s ? s : hs->default_scope;
+}
+
+/* A tools/call whose token lacks the tool's scope gets 403 insufficient_scope (step-up). */
+static bool scope_refused(struct req *r, json_t *msg, enum MHD_Result *ret)
+{
+    struct http_server *hs = r->hs;
+    if (!r->authed || !json_is_object(msg))
+        return false;
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (method == NULL || strcmp(method, "tools/call") != 0)
+        return false;
+    const char *tool = json_string_value(json_object_get(json_object_get(msg, "params"), "name"));
+    if (tool == NULL)
+        return false;
+    const char *need = tool_scope(hs, tool);
+    if (oauth_scope_has(hs->oauth, r->who.scope, need))
+        return false;
+    log_info("tools/call %.80s refused for %s: needs scope %s (granted: '%s')", tool,
+             r->who.subject, need, r->who.scope);
+    struct oauth_response o = {0};
+    oauth_insufficient_scope(hs->oauth, need, &o);
+    *ret = send_oauth(r, &o);
+    return true;
+}
+
 /* Feeds body to the engine session ms on a new stream of r, then answers. */
 static enum MHD_Result feed_and_answer(struct req *r, json_t *msg, struct mcp_session *ms,
                                        struct hsession *sess, size_t nrequests, bool modern)
 {
     struct http_server *hs = r->hs;
+    struct mcp_identity idbuf;
+    const struct mcp_identity *who = identity_of(r, &idbuf);
+    enum MHD_Result refused;
+    if (scope_refused(r, msg, &refused))
+        return refused;
     if (nrequests == 0) {
         /* Notifications and responses only: accepted, no body. */
-        mcp_session_feed_parsed(ms, msg, NULL);
+        mcp_session_feed_parsed(ms, msg, NULL, who);
         return send_empty(r, 202);
     }
     struct hstream *st = hstream_new(sess, hs->stream_limit);
@@ -352,7 +438,7 @@ static enum MHD_Result feed_and_answer(struct req *r, json_t *msg, struct mcp_se
         hsession_add_stream(sess, st);
     attach(r, st);
     hstream_unref(st); /* r holds it now (and the session's table, when there is one) */
-    mcp_session_feed_parsed(ms, msg, st);
+    mcp_session_feed_parsed(ms, msg, st, who);
     buf_free(&r->body);
     r->phase = PHASE_ANSWER;
     return respond_from_stream(r);
@@ -437,6 +523,14 @@ static const char *check_param_headers(struct req *r, json_t *params, char *why,
     }
     tool_unref(t);
     return bad;
+}
+
+/* A session may only be used by the subject that opened it. */
+static bool session_owned(struct req *r, struct hsession *s)
+{
+    if (!r->authed || s->owner == NULL)
+        return true;
+    return strcmp(s->owner, r->who.subject) == 0;
 }
 
 static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *hv)
@@ -562,6 +656,8 @@ static enum MHD_Result mcp_post_legacy(struct req *r, json_t *msg, const char *h
                                   "Service Unavailable: too many sessions (limit %u)",
                                   hs->o.max_sessions);
         r->sess = s;
+        if (r->authed)
+            s->owner = xstrdup(r->who.subject);
         return feed_and_answer(r, msg, s->ms, s, nreq, false);
     }
     if (sid == NULL)
@@ -573,6 +669,9 @@ static enum MHD_Result mcp_post_legacy(struct req *r, json_t *msg, const char *h
         return send_rpc_error(r, 404, NULL, -32001,
                               NULL, "Session not found: it expired or was ended; initialize again");
     r->sess = s;
+    if (!session_owned(r, s))
+        return send_rpc_error(r, 403, NULL, -32000, NULL,
+                              "Forbidden: this session belongs to another user");
     if (hv != NULL && s->ms != NULL) {
         /* MCP-Protocol-Version must be the negotiated one. */
         const char *neg = s->ms->version;
@@ -609,6 +708,9 @@ static enum MHD_Result mcp_get(struct req *r)
     if (s == NULL || s->ms == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
     r->sess = s;
+    if (!session_owned(r, s))
+        return send_rpc_error(r, 403, NULL, -32000, NULL,
+                              "Forbidden: this session belongs to another user");
     if (!http_stream_slot(hs))
         return send_rpc_error(r, 503, NULL, -32000, NULL,
                               "Service Unavailable: too many open streams");
@@ -658,7 +760,15 @@ static enum MHD_Result mcp_delete(struct req *r)
     if (sid == NULL)
         return send_rpc_error(r, 400, NULL, -32000, NULL,
                               "Bad Request: Mcp-Session-Id header is required");
-    struct hsession *s = http_session_take(r->hs, sid);
+    struct hsession *s = http_session_find(r->hs, sid);
+    if (s == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
+    bool owned = session_owned(r, s);
+    hsession_unref(s);
+    if (!owned)
+        return send_rpc_error(r, 403, NULL, -32000, NULL,
+                              "Forbidden: this session belongs to another user");
+    s = http_session_take(r->hs, sid);
     if (s == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
     log_info("session %.8s... ended by the client", s->id);
@@ -692,6 +802,8 @@ static enum MHD_Result sse_open(struct req *r)
     pthread_mutex_unlock(&st->mu);
     (void)rc;
     r->sess = s; /* http_session_create's reference */
+    if (r->authed)
+        s->owner = xstrdup(r->who.subject);
     r->sse_owner = true; /* the session lives as long as this connection */
     r->stream_slot = true;
     attach(r, st);
@@ -709,13 +821,92 @@ static enum MHD_Result sse_post(struct req *r)
     if (s == NULL || s->kind != HSESSION_SSE || s->ms == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
     r->sess = s;
+    if (!session_owned(r, s))
+        return send_rpc_error(r, 403, NULL, -32000, NULL,
+                              "Forbidden: this session belongs to another user");
     const char *ct = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
         return send_rpc_error(r, 415, NULL, JSONRPC_INVALID_REQUEST, NULL,
                               "Unsupported Media Type: Content-Type must be application/json");
     /* Answers (and parse errors) go on the /sse stream. */
-    mcp_session_feed(s->ms, r->body.data, r->body.len, NULL);
+    struct jsonrpc_fail fail;
+    json_t *msg = NULL;
+    if (jsonrpc_parse(r->body.data, r->body.len, r->hs->srv->max_message,
+                      r->hs->srv->max_depth, &msg, &fail) != 0) {
+        mcp_session_reject(s->ms, fail.code, fail.message, NULL);
+        return send_body(r, 202, "text/plain", xstrdup("Accepted"), 8);
+    }
+    enum MHD_Result refused;
+    if (scope_refused(r, msg, &refused)) {
+        json_decref(msg);
+        return refused;
+    }
+    struct mcp_identity idbuf;
+    mcp_session_feed_parsed(s->ms, msg, NULL, identity_of(r, &idbuf));
+    json_decref(msg);
     return send_body(r, 202, "text/plain", xstrdup("Accepted"), 8);
+}
+
+/* ---- OAuth ---- */
+
+struct query_acc {
+    json_t *obj;
+    bool repeated;
+    size_t n;
+};
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct query_acc *q = cls;
+    if (++q->n > 64)
+        return MHD_NO;
+    if (json_object_get(q->obj, key) != NULL)
+        q->repeated = true;
+    if (value != NULL && jsonrpc_scan(value, strlen(value), 1, NULL) == 0)
+        json_object_set_new(q->obj, key, json_string(value));
+    else
+        q->repeated = true; /* not UTF-8: refuse the request the same way */
+    return MHD_YES;
+}
+
+static enum MHD_Result oauth_dispatch(struct req *r)
+{
+    struct query_acc q = {.obj = json_object()};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+    struct oauth_request oreq = {
+        .method = r->method,
+        .path = r->url,
+        .query = q.obj,
+        .query_repeated = q.repeated || q.n > 64,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .content_type = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .authorization = header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .cookie = header(r->conn, MHD_HTTP_HEADER_COOKIE),
+        .client_ip = r->client,
+        .https = r->https,
+    };
+    struct oauth_response o = {0};
+    oauth_handle(r->hs->oauth, &oreq, &o);
+    json_decref(q.obj);
+    return send_oauth(r, &o);
+}
+
+/* With OAuth on, the MCP endpoints need a valid bearer token. false after answering 401. */
+static bool authenticate(struct req *r, enum MHD_Result *ret)
+{
+    struct http_server *hs = r->hs;
+    if (hs->oauth == NULL)
+        return true;
+    struct oauth_response o = {0};
+    if (oauth_bearer_check(hs->oauth, header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION), &r->who,
+                           &o) != 0) {
+        *ret = send_oauth(r, &o);
+        return false;
+    }
+    r->authed = true;
+    return true;
 }
 
 /* ---- the request handler ---- */
@@ -725,6 +916,10 @@ static enum MHD_Result dispatch(struct req *r)
     struct http_server *hs = r->hs;
     if (hs->stopping)
         return send_rpc_error(r, 503, NULL, -32000, NULL, "Service Unavailable: shutting down");
+    enum MHD_Result ret;
+    if ((r->route == ROUTE_MCP || r->route == ROUTE_SSE || r->route == ROUTE_MESSAGES) &&
+        !authenticate(r, &ret))
+        return ret;
     switch (r->route) {
     case ROUTE_MCP:
         if (strcmp(r->method, "POST") == 0)
@@ -759,6 +954,8 @@ static enum MHD_Result dispatch(struct req *r)
         }
         r->allow = "GET";
         break;
+    case ROUTE_OAUTH:
+        return oauth_dispatch(r);
     case ROUTE_OTHER:
         return send_rpc_error(r, 404, NULL, -32000, NULL, "Not Found: %.100s", r->url);
     }
@@ -781,6 +978,8 @@ static enum route route_of(struct http_server *hs, const char *url)
         return ROUTE_SSE;
     if (strcmp(p, "/messages") == 0 || strcmp(p, "/message") == 0)
         return ROUTE_MESSAGES;
+    if (hs->oauth != NULL && oauth_route(hs->oauth, url))
+        return ROUTE_OAUTH;
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
     if (strcmp(url, "/metrics") == 0)
@@ -889,6 +1088,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     if (r->sess != NULL)
         hsession_unref(r->sess);
+    oauth_principal_clear(&r->who);
     buf_free(&r->body);
     free(r);
     atomic_fetch_sub(&hs->active, 1);
@@ -906,12 +1106,44 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("libmicrohttpd: %s", msg);
 }
 
+static void audit_call(void *arg, const struct mcp_identity *who, const char *tool,
+                       const char *outcome, double seconds)
+{
+    struct http_server *hs = arg;
+    oauth_audit(hs->oauth, "tool_call", who->username ? who->username : who->subject,
+                who->client_id, NULL,
+                json_pack("{s:s, s:s, s:f}", "tool", tool, "outcome", outcome, "seconds",
+                          seconds));
+}
+
 int mcp_serve_http(struct mcp_server *srv, const struct mcp_http_options *opts)
+{
+    return http_serve(srv, opts, NULL, NULL, NULL);
+}
+
+int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http_auth_init_fn init,
+               void *init_arg, const char *tool_scopes)
 {
     struct http_server *hs = NULL;
     int r = http_server_new(srv, opts, &hs);
     if (r != 0)
         return r;
+    if (tool_scopes != NULL) {
+        hs->tool_scopes = json_object();
+        for (const char *p = tool_scopes; *p;) {
+            size_t n = strcspn(p, ",");
+            const char *eq = memchr(p, '=', n);
+            if (eq != NULL && eq != p && (size_t)(eq - p) + 1 < n) {
+                char *tool = xstrndup(p, (size_t)(eq - p));
+                json_object_set_new(hs->tool_scopes, tool,
+                                    json_stringn(eq + 1, n - (size_t)(eq - p) - 1));
+                free(tool);
+            }
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
 
     /* Signals are taken by sigwait in this thread; every thread started from here on
      * inherits the mask. */
@@ -949,6 +1181,20 @@ int mcp_serve_http(struct mcp_server *srv, const struct mcp_http_options *opts)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(hs->d, MHD_DAEMON_INFO_BIND_PORT);
     hs->port = info ? info->port : 0;
     http_server_started(hs);
+    if (init != NULL) {
+        size_t n = strlen(hs->endpoint_url) - 4; /* the base URL: without "/mcp" */
+        char *base = xstrndup(hs->endpoint_url, n);
+        r = init(init_arg, base, &hs->oauth);
+        free(base);
+        if (r != 0) {
+            MHD_stop_daemon(hs->d);
+            hs->d = NULL;
+            http_server_free(hs);
+            return r;
+        }
+        hs->default_scope = oauth_default_scope(hs->oauth);
+        mcp_server_set_call_hook(srv, audit_call, hs);
+    }
     log_info("listening on %s (MCP endpoint %s)", hs->o.listen, hs->endpoint_url);
     if (hs->o.on_ready != NULL)
         hs->o.on_ready(hs->o.on_ready_arg, hs->endpoint_url);

@@ -11,10 +11,13 @@
 
 #include "core/buf.h"
 #include "mcpgate/mcpgate.h"
+#include "oauth/oauth.h"
 #include "transport/hstream.h"
 
-enum route { ROUTE_MCP, ROUTE_SSE, ROUTE_MESSAGES, ROUTE_HEALTHZ, ROUTE_METRICS, ROUTE_OTHER };
-#define ROUTE_COUNT 6
+enum route {
+    ROUTE_MCP, ROUTE_SSE, ROUTE_MESSAGES, ROUTE_HEALTHZ, ROUTE_METRICS, ROUTE_OAUTH, ROUTE_OTHER
+};
+#define ROUTE_COUNT 7
 
 enum phase { PHASE_BODY = 0, PHASE_ANSWER, PHASE_DONE };
 
@@ -42,6 +45,8 @@ struct req {
     bool sse_owner;           /* the /sse connection of an HTTP+SSE session */
     bool https;               /* the client's scheme (TLS, or X-Forwarded-Proto via a proxy) */
     char client[64];          /* the client's address (X-Forwarded-For via a trusted proxy) */
+    struct oauth_principal who; /* the bearer's identity when OAuth is on */
+    bool authed;
     struct req *tnext, *tprev; /* in hs->tracked while streaming */
 };
 
@@ -87,7 +92,18 @@ struct http_server {
     pthread_cond_t timer_cv;
 
     struct http_metrics m;
+
+    struct oauth_server *oauth; /* NULL: no authentication (--no-auth) */
+    json_t *tool_scopes;        /* tool name -> the scope it needs (default: the first offered) */
+    char *default_scope;
 };
+
+/* Builds the authorization server once the listening address (and so the issuer's default) is
+ * known. base_url: scheme://host:port of this server, or the public URL. */
+typedef int (*http_auth_init_fn)(void *arg, const char *base_url, struct oauth_server **out);
+/* mcp_serve_http, with OAuth when init is given. tool_scopes: "tool=scope,..." or NULL. */
+int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http_auth_init_fn init,
+               void *init_arg, const char *tool_scopes);
 
 /* http_server.c */
 int http_server_new(struct mcp_server *srv, const struct mcp_http_options *opts,

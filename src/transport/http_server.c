@@ -402,8 +402,8 @@ static const unsigned status_slots[16] = {200, 202, 204, 400, 401, 403, 404, 405
                                           406, 409, 413, 415, 429, 500, 503, 0};
 static const double latency_bounds[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                           0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
-static const char *const route_names[ROUTE_COUNT] = {"/mcp",    "/sse",     "/messages",
-                                                     "/healthz", "/metrics", "other"};
+static const char *const route_names[ROUTE_COUNT] = {"/mcp",     "/sse",  "/messages", "/healthz",
+                                                     "/metrics", "oauth", "other"};
 
 void http_metrics_count(struct http_server *hs, enum route route, unsigned status, double secs)
 {
@@ -630,6 +630,9 @@ void http_server_free(struct http_server *hs)
     free(hs->tls_key);
     free(hs->base_path);
     free(hs->endpoint_url);
+    oauth_server_free(hs->oauth);
+    json_decref(hs->tool_scopes);
+    free(hs->default_scope);
     pthread_mutex_destroy(&hs->mu);
     pthread_mutex_destroy(&hs->tmu);
     pthread_mutex_destroy(&hs->timer_mu);
