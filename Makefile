@@ -41,7 +41,7 @@ test-asan:
 
 fuzz-smoke:
 	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DMCPGATE_WERROR=ON -DMCPGATE_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ) -j$(JOBS)
+	@cmake --build $(FUZZ) -j$(JOBS) --target fuzz_targets
 	@ctest --test-dir $(FUZZ) --output-on-failure -L fuzz -j$(JOBS)
 
 bench: build deps
