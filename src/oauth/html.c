@@ -292,7 +292,7 @@ char *html_login_page(const struct html_login *p)
         "<label for=\"username\">Username</label>\n"
         "<input type=\"text\" id=\"username\" name=\"username\" value=\"%s\" "
         "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required%s>\n",
-        p->username, have_user ? "" : " autofocus");
+        have_user ? p->username : "", have_user ? "" : " autofocus");
     put(&pg,
         "<label for=\"password\">Password</label>\n"
         "<input type=\"password\" id=\"password\" name=\"password\" "

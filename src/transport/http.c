@@ -198,10 +198,6 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
         pthread_mutex_unlock(&st->mu);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    if (r->hs->stopping) {
-        pthread_mutex_unlock(&st->mu);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
     st->suspended = true;
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&st->mu);
@@ -596,6 +592,7 @@ static enum MHD_Result mcp_post_modern(struct req *r, json_t *msg, const char *h
                               "Method not found: %.80s (protocol %s)", method,
                               MCP_VERSION_MODERN);
     r->modern = true;
+    r->endless = strcmp(method, "subscriptions/listen") == 0;
     return feed_and_answer(r, msg, hs->stateless, NULL, 1, true);
 }
 
@@ -741,6 +738,7 @@ static enum MHD_Result mcp_get(struct req *r)
         hstream_start_sse(st, hs->retry_ms, true);
     }
     r->stream_slot = true;
+    r->endless = true;
     attach(r, st);
     hstream_unref(st);
     r->phase = PHASE_ANSWER;
@@ -806,6 +804,7 @@ static enum MHD_Result sse_open(struct req *r)
         s->owner = xstrdup(r->who.subject);
     r->sse_owner = true; /* the session lives as long as this connection */
     r->stream_slot = true;
+    r->endless = true;
     attach(r, st);
     hstream_unref(st);
     r->phase = PHASE_ANSWER;

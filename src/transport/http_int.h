@@ -43,6 +43,7 @@ struct req {
     bool sse;                 /* answered with an SSE stream */
     bool stream_slot;         /* holds one of max_streams */
     bool sse_owner;           /* the /sse connection of an HTTP+SSE session */
+    bool endless;             /* a stream that never ends by itself: GET, /sse, listen */
     bool https;               /* the client's scheme (TLS, or X-Forwarded-Proto via a proxy) */
     char client[64];          /* the client's address (X-Forwarded-For via a trusted proxy) */
     struct oauth_principal who; /* the bearer's identity when OAuth is on */

@@ -384,16 +384,22 @@ void http_streams_track(struct http_server *hs, struct req *r, bool add)
     pthread_mutex_unlock(&hs->tmu);
 }
 
-/* Calls fn on the stream of every tracked request (under the tracked lock: fn must not
- * complete requests, only wake them). */
-static void each_tracked(struct http_server *hs, void (*fn)(struct hstream *))
+/* Calls fn on the stream of every tracked request (only the endless ones when asked; under the
+ * tracked lock: fn must not complete requests, only wake them). */
+static void each_tracked_if(struct http_server *hs, bool endless_only,
+                            void (*fn)(struct hstream *))
 {
     pthread_mutex_lock(&hs->tmu);
     for (struct req *r = hs->tracked; r != NULL; r = r->tnext) {
-        if (r->st != NULL)
+        if (r->st != NULL && (!endless_only || r->endless))
             fn(r->st);
     }
     pthread_mutex_unlock(&hs->tmu);
+}
+
+static void each_tracked(struct http_server *hs, void (*fn)(struct hstream *))
+{
+    each_tracked_if(hs, false, fn);
 }
 
 /* ---- metrics ---- */
@@ -572,15 +578,6 @@ static void wait_until(struct http_server *hs, unsigned (*left)(struct http_serv
         usleep(10000);
 }
 
-static unsigned untracked_active(struct http_server *hs)
-{
-    pthread_mutex_lock(&hs->tmu);
-    size_t tracked = hs->ntracked;
-    pthread_mutex_unlock(&hs->tmu);
-    unsigned active = atomic_load(&hs->active);
-    return active > tracked ? active - (unsigned)tracked : 0;
-}
-
 static unsigned all_active(struct http_server *hs)
 {
     return atomic_load(&hs->active);
@@ -588,7 +585,8 @@ static unsigned all_active(struct http_server *hs)
 
 void http_server_drain(struct http_server *hs)
 {
-    /* 1. Requests answered as plain JSON finish (up to 10 s); new ones get 503. */
+    /* 1. New requests get 503; streams that never end by themselves (GET, /sse,
+     *    subscriptions/listen) end now, flushing what they hold. */
     atomic_store(&hs->stopping, true);
     pthread_mutex_lock(&hs->timer_mu);
     pthread_cond_broadcast(&hs->timer_cv);
@@ -596,10 +594,12 @@ void http_server_drain(struct http_server *hs)
     if (hs->timer_started)
         pthread_join(hs->timer, NULL);
     hs->timer_started = false;
-    wait_until(hs, untracked_active, 10000);
-    /* 2. Streams end: what they hold is flushed, then they close. */
+    each_tracked_if(hs, true, end_stream);
+    /* 2. Requests in flight finish, JSON or streamed (up to 10 s). */
+    wait_until(hs, all_active, 10000);
+    /* 3. Whatever still runs is cut: its stream ends now. */
     each_tracked(hs, end_stream);
-    wait_until(hs, all_active, 5000);
+    wait_until(hs, all_active, 2000);
     if (all_active(hs) > 0)
         log_warn("%u connections still open at shutdown; closing them", all_active(hs));
 }
