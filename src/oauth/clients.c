@@ -127,8 +127,8 @@ static bool uri_parse(const char *s, struct uri *u, const char **err)
     *err = "not an absolute URI";
     if (!is_alpha((unsigned char)*p))
         return false;
-    while (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '+' ||
-           *p == '-' || *p == '.')
+    while (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '+' || *p == '-' ||
+           *p == '.')
         p++;
     if (*p != ':')
         return false;
@@ -169,8 +169,7 @@ static bool uri_parse(const char *s, struct uri *u, const char **err)
             return false;
         p = close + 1;
     } else {
-        while (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '-' ||
-               *p == '.')
+        while (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '-' || *p == '.')
             p++;
     }
     u->host_len = (size_t)(p - u->host);
@@ -312,8 +311,7 @@ bool oauth_redirect_uri_allowed(const struct store_client *c, const char *redire
         return false;
     const char *req_rest = NULL;
     int req_kind = loopback_ip_split(redirect_uri, &req_rest);
-    json_array_foreach(uris, i, v)
-    {
+    json_array_foreach (uris, i, v) {
         const char *reg = json_string_value(v);
         const char *reg_rest = NULL;
         if (reg == NULL)
@@ -331,9 +329,9 @@ bool oauth_redirect_uri_allowed(const struct store_client *c, const char *redire
 const char *oauth_client_auth_method(const struct store_client *c)
 {
     static const char *const methods[] = {"none", "client_secret_basic", "client_secret_post"};
-    const char *m = c->metadata
-                        ? json_string_value(json_object_get(c->metadata, "token_endpoint_auth_method"))
-                        : NULL;
+    const char *m =
+        c->metadata ? json_string_value(json_object_get(c->metadata, "token_endpoint_auth_method"))
+                    : NULL;
     for (size_t i = 0; m != NULL && i < 3; i++) {
         if (strcmp(m, methods[i]) == 0)
             return methods[i];
@@ -347,8 +345,7 @@ static bool array_has(json_t *a, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(a, i, v)
-    {
+    json_array_foreach (a, i, v) {
         const char *x = json_string_value(v);
         if (x != NULL && strcmp(x, s) == 0)
             return true;
@@ -382,8 +379,7 @@ static bool check_enum_array(json_t *a, const char *name, const char *const allo
         why(w, wl, "%s: must be an array of strings", name);
         return false;
     }
-    json_array_foreach(a, i, v)
-    {
+    json_array_foreach (a, i, v) {
         const char *s = json_string_value(v);
         bool known = false;
         if (s == NULL) {
@@ -427,8 +423,7 @@ static bool check_redirect_uris(json_t *uris, bool required, char *w, size_t wl)
         why(w, wl, "redirect_uris: at most %d are allowed", REDIRECT_URIS_MAX);
         return false;
     }
-    json_array_foreach(uris, i, v)
-    {
+    json_array_foreach (uris, i, v) {
         const char *s = json_string_value(v), *err = "bad";
         if (s == NULL) {
             why(w, wl, "redirect_uris[%zu]: must be a string", i);
@@ -518,12 +513,10 @@ static bool check_contacts(json_t *meta, char *w, size_t wl)
         why(w, wl, "contacts: must be an array of at most %d strings", CONTACTS_MAX);
         return false;
     }
-    json_array_foreach(a, i, v)
-    {
+    json_array_foreach (a, i, v) {
         const char *s = json_string_value(v);
         if (s == NULL || strlen(s) != json_string_length(v) || text_chars(s) > CONTACT_MAX) {
-            why(w, wl, "contacts[%zu]: must be a string of at most %d characters", i,
-                CONTACT_MAX);
+            why(w, wl, "contacts[%zu]: must be a string of at most %d characters", i, CONTACT_MAX);
             return false;
         }
     }
@@ -625,7 +618,7 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
 
     json_t *at = json_object_get(meta, "application_type");
     if (at != NULL && (!json_is_string(at) || (strcmp(json_string_value(at), "web") != 0 &&
-                                                 strcmp(json_string_value(at), "native") != 0))) {
+                                               strcmp(json_string_value(at), "native") != 0))) {
         why(w, wl, "application_type: must be web or native");
         return ERR_INVALID;
     }
@@ -860,8 +853,9 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc /* 
 
     CURLcode res = curl_easy_perform(h);
     if (f.refused) {
-        why(w, wl, "client metadata document: its host resolves to a private or loopback "
-                   "address");
+        why(w, wl,
+            "client metadata document: its host resolves to a private or loopback "
+            "address");
         goto out;
     }
     if (f.toobig || res == CURLE_FILESIZE_EXCEEDED) {
@@ -900,8 +894,8 @@ out:
 
 #else /* !MCPGATE_HAVE_CURL */
 
-static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc, int64_t *ttl,
-                      char *w, size_t wl)
+static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc, int64_t *ttl, char *w,
+                      size_t wl)
 {
     *doc = NULL;
     why(w, wl, "client metadata documents are not supported by this build (no libcurl)");
@@ -910,8 +904,8 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc, in
 
 #endif
 
-static int cimd_lookup(struct oauth_server *os, const char *url, struct store_client *out,
-                       char *w, size_t wl)
+static int cimd_lookup(struct oauth_server *os, const char *url, struct store_client *out, char *w,
+                       size_t wl)
 {
     const char *err;
     json_t *doc = NULL;
@@ -955,8 +949,8 @@ static int cimd_lookup(struct oauth_server *os, const char *url, struct store_cl
     return 0;
 }
 
-int oauth_client_lookup(struct oauth_server *os, const char *client_id,
-                        struct store_client *out, char *whybuf, size_t whylen)
+int oauth_client_lookup(struct oauth_server *os, const char *client_id, struct store_client *out,
+                        char *whybuf, size_t whylen)
 {
     int r;
     memset(out, 0, sizeof(*out));
@@ -1022,8 +1016,8 @@ static json_t *json_body(const struct oauth_request *req, struct oauth_response 
         return NULL;
     }
     if (req->body_len > BODY_MAX) {
-        oresp_error(resp, 413, "invalid_client_metadata", "the request body is larger than %d bytes",
-                    BODY_MAX);
+        oresp_error(resp, 413, "invalid_client_metadata",
+                    "the request body is larger than %d bytes", BODY_MAX);
         return NULL;
     }
     o = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -1128,8 +1122,8 @@ static const char *bearer_token(const char *authz)
     return *t != '\0' && strchr(t, ' ') == NULL ? t : NULL;
 }
 
-static void update(struct oauth_server *os, const struct oauth_request *req,
-                   struct store_client *c, struct oauth_response *resp)
+static void update(struct oauth_server *os, const struct oauth_request *req, struct store_client *c,
+                   struct oauth_response *resp)
 {
     char *secret = NULL, w[300];
     bool bad_redirect;
@@ -1213,8 +1207,8 @@ static void manage(struct oauth_server *os, const struct oauth_request *req, con
     if (tok != NULL) {
         /* Hash and compare even for an unknown client: the answer takes the same time. */
         crypto_sha256(tok, strlen(tok), h);
-        ok = crypto_equal(h, c.reg_token_hash, sizeof(h)) && r == 0 &&
-             c.kind == CLIENT_DCR && c.has_reg_token;
+        ok = crypto_equal(h, c.reg_token_hash, sizeof(h)) && r == 0 && c.kind == CLIENT_DCR &&
+             c.has_reg_token;
         crypto_wipe(h, sizeof(h));
     }
     if (!ok) {
@@ -1222,8 +1216,7 @@ static void manage(struct oauth_server *os, const struct oauth_request *req, con
                   tok ? "wrong token or unknown client" : "no bearer token");
         oresp_error(resp, 401, "invalid_token",
                     "the registration access token is missing or invalid");
-        oresp_header(resp, "WWW-Authenticate",
-                     tok ? "Bearer error=\"invalid_token\"" : "Bearer");
+        oresp_header(resp, "WWW-Authenticate", tok ? "Bearer error=\"invalid_token\"" : "Bearer");
         goto out;
     }
     if (get) {
