@@ -195,8 +195,7 @@ int crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, con
                   (size_t)len != n))
         goto out;
     if (EVP_EncryptFinal_ex(ctx, buf + SEAL_NONCE_LEN + n, &len) != 1 || len != 0 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN,
-                            buf + SEAL_NONCE_LEN + n) != 1)
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, buf + SEAL_NONCE_LEN + n) != 1)
         goto out;
     *out = buf;
     *outlen = total;
@@ -287,8 +286,8 @@ int crypto_password_hash(const char *password, char **encoded)
         return ERR_TOOBIG;
     if ((r = crypto_random(salt, sizeof(salt))) != 0)
         goto out;
-    enclen = argon2_encodedlen(PW_T_COST, PW_M_COST, PW_PARALLEL, PW_SALT_LEN, PW_HASH_LEN,
-                               Argon2_id);
+    enclen =
+        argon2_encodedlen(PW_T_COST, PW_M_COST, PW_PARALLEL, PW_SALT_LEN, PW_HASH_LEN, Argon2_id);
     enc = xmalloc(enclen);
     if (argon2id_hash_encoded(PW_T_COST, PW_M_COST, PW_PARALLEL, password, pwlen, salt,
                               sizeof(salt), PW_HASH_LEN, enc, enclen) != ARGON2_OK) {
@@ -326,8 +325,8 @@ static int phc_check(const char *encoded)
     if (strncmp(p, prefix, sizeof(prefix) - 1) != 0)
         return ERR_PARSE;
     p += sizeof(prefix) - 1;
-    if (phc_param(&p, "m", &m) != 0 || *p++ != ',' || phc_param(&p, "t", &t) != 0 ||
-        *p++ != ',' || phc_param(&p, "p", &par) != 0 || *p != '$')
+    if (phc_param(&p, "m", &m) != 0 || *p++ != ',' || phc_param(&p, "t", &t) != 0 || *p++ != ',' ||
+        phc_param(&p, "p", &par) != 0 || *p != '$')
         return ERR_PARSE;
     if (m > PW_M_COST_MAX || t > PW_T_COST_MAX || par > 16)
         return ERR_TOOBIG;
@@ -347,13 +346,9 @@ int crypto_password_verify(const char *encoded, const char *password)
         return 0; /* cannot have been hashed: a mismatch, not a malformed hash */
     /* argon2 reads the password in place (no copy to wipe) and compares in constant time. */
     switch (argon2id_verify(encoded, password, pwlen)) {
-    case ARGON2_OK:
-        return 1;
-    case ARGON2_VERIFY_MISMATCH:
-        return 0;
-    case ARGON2_MEMORY_ALLOCATION_ERROR:
-        return ERR_NOMEM;
-    default:
-        return ERR_PARSE;
+    case ARGON2_OK: return 1;
+    case ARGON2_VERIFY_MISMATCH: return 0;
+    case ARGON2_MEMORY_ALLOCATION_ERROR: return ERR_NOMEM;
+    default: return ERR_PARSE;
     }
 }

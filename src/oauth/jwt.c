@@ -20,10 +20,10 @@
 #include "core/xmalloc.h"
 #include "store/store.h"
 
-#define JWT_MAX_LEN 8192         /* longest token looked at */
-#define JWT_ES256_SIG_LEN 64     /* R || S, 32 bytes each (RFC 7518 section 3.4) */
+#define JWT_MAX_LEN 8192     /* longest token looked at */
+#define JWT_ES256_SIG_LEN 64 /* R || S, 32 bytes each (RFC 7518 section 3.4) */
 #define MASTER_KEY_LEN 32
-#define MASTER_FILE_MAX 256      /* a key file is ~44 bytes */
+#define MASTER_FILE_MAX 256 /* a key file is ~44 bytes */
 
 struct jwt_key {
     char *kid;          /* owned */
@@ -65,8 +65,7 @@ static int jwk_point(const char *json, size_t len, char **x /* OUT */, char **y 
     const char *kty, *crv, *xs, *ys;
 
     *x = *y = NULL;
-    if (json_unpack(o, "{s:s, s:s, s:s, s:s}", "kty", &kty, "crv", &crv, "x", &xs, "y", &ys) !=
-        0)
+    if (json_unpack(o, "{s:s, s:s, s:s, s:s}", "kty", &kty, "crv", &crv, "x", &xs, "y", &ys) != 0)
         goto out;
     /* 32-byte coordinates are 43 base64url characters. */
     if (strcmp(kty, "EC") != 0 || strcmp(crv, "P-256") != 0 || strlen(xs) != 43 ||
@@ -147,8 +146,8 @@ static int key_create(struct store *st, const unsigned char master[32], int64_t 
     kid = thumbprint(x, y);
     pj = public_jwk(kid, x, y);
     pubtext = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
-    if ((r = crypto_seal(master, kid, strlen(kid), priv, strlen(priv), &k.sealed,
-                         &k.sealed_len)) != 0)
+    if ((r = crypto_seal(master, kid, strlen(kid), priv, strlen(priv), &k.sealed, &k.sealed_len)) !=
+        0)
         goto out;
     k.kid = kid;
     k.alg = alg;
@@ -223,8 +222,7 @@ static int unseal_signer(const struct store_key *sk, const unsigned char master[
     cjose_err err = {0};
 
     *out = NULL;
-    r = crypto_open(master, sk->kid, strlen(sk->kid), sk->sealed, sk->sealed_len, &priv,
-                    &privlen);
+    r = crypto_open(master, sk->kid, strlen(sk->kid), sk->sealed, sk->sealed_len, &priv, &privlen);
     if (r == ERR_INTEGRITY) {
         log_error("cannot unseal signing key %s: wrong master key (MCPGATE_MASTER_KEY or the "
                   "master key file differs from the one that sealed it)",
@@ -400,12 +398,11 @@ int jwt_sign(const struct jwt_keyset *ks, json_t *claims, char **token)
         r = ERR_INVALID;
         goto out;
     }
-    if ((hdr = cjose_header_new(&err)) == NULL ||
-        !cjose_header_set(hdr, "typ", "at+jwt", &err) ||
+    if ((hdr = cjose_header_new(&err)) == NULL || !cjose_header_set(hdr, "typ", "at+jwt", &err) ||
         !cjose_header_set(hdr, CJOSE_HDR_ALG, CJOSE_HDR_ALG_ES256, &err) ||
         !cjose_header_set(hdr, CJOSE_HDR_KID, ks->keys[ks->signer_index].kid, &err) ||
-        (jws = cjose_jws_sign(ks->signer, hdr, (const uint8_t *)payload, strlen(payload),
-                              &err)) == NULL ||
+        (jws = cjose_jws_sign(ks->signer, hdr, (const uint8_t *)payload, strlen(payload), &err)) ==
+            NULL ||
         !cjose_jws_export(jws, &ser, &err)) {
         log_error("cannot sign a token: %s", cjose_msg(&err));
         goto out;
@@ -452,8 +449,7 @@ static const char *header_check(const struct jwt_keyset *ks, const unsigned char
         why = "header is not a JSON object";
         goto out;
     }
-    if ((alg = json_string_value(json_object_get(o, "alg"))) == NULL ||
-        strcmp(alg, "ES256") != 0) {
+    if ((alg = json_string_value(json_object_get(o, "alg"))) == NULL || strcmp(alg, "ES256") != 0) {
         why = "alg must be ES256";
         goto out;
     }
@@ -657,8 +653,8 @@ static int master_read(const char *path, unsigned char key[32])
         goto out;
     }
     if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        log_error("master key file %s has mode %03o: group/other may access it; chmod 600 it",
-                  path, (unsigned)(sb.st_mode & 0777));
+        log_error("master key file %s has mode %03o: group/other may access it; chmod 600 it", path,
+                  (unsigned)(sb.st_mode & 0777));
         r = ERR_INVALID;
         goto out;
     }
