@@ -102,6 +102,9 @@ void oauth_introspect(struct oauth_server *os, const struct oauth_request *req,
 /* Keys: the current keyset (+ reload after rotation by another process); release after use. */
 struct jwt_keyset *oauth_keys_acquire(struct oauth_server *os);
 void oauth_keys_release(struct oauth_server *os);
+/* Reloads the keys now (at most every 5 s): a token with an unknown kid may be signed by a key
+ * another instance just created. */
+void oauth_keys_refresh(struct oauth_server *os);
 
 /* ---- browser flows (authorize.c) ---- */
 void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,

@@ -136,6 +136,12 @@ static const char *verify(struct oauth_server *os, const char *token, int64_t no
     struct jwt_keyset *ks = oauth_keys_acquire(os);
     int r = jwt_verify(ks, token, &claims, &why);
     oauth_keys_release(os);
+    if (r != 0 && why != NULL && strcmp(why, "unknown kid") == 0) {
+        oauth_keys_refresh(os);
+        ks = oauth_keys_acquire(os);
+        r = jwt_verify(ks, token, &claims, &why);
+        oauth_keys_release(os);
+    }
     if (r != 0)
         return why ? why : "the token is not valid";
     const char *err = NULL;

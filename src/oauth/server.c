@@ -270,6 +270,15 @@ struct jwt_keyset *oauth_keys_acquire(struct oauth_server *os)
     return os->ks;
 }
 
+void oauth_keys_refresh(struct oauth_server *os)
+{
+    pthread_rwlock_wrlock(&os->ks_lock);
+    int64_t now = oauth_now();
+    if (now - os->ks_loaded_at >= 5)
+        os->ks_loaded_at = now - 60; /* the next acquire reloads */
+    pthread_rwlock_unlock(&os->ks_lock);
+}
+
 void oauth_keys_release(struct oauth_server *os)
 {
     pthread_rwlock_unlock(&os->ks_lock);
