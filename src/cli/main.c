@@ -11,6 +11,10 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  serve      run an MCP server (stdio with --stdio)\n"
+    "  user       add, list, remove users, set their passwords\n"
+    "  client     add, list, remove OAuth clients\n"
+    "  keys       rotate and list the token signing keys\n"
+    "  audit      print the audit log\n"
     "  version    print the version\n"
     "  help       print this help\n"
     "\n"
@@ -50,6 +54,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(argc - 1, argv + 1);
+    if (strcmp(cmd, "client") == 0)
+        return cmd_client(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 1, argv + 1);
     fprintf(stderr, "mcpgate: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

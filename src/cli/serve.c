@@ -372,8 +372,7 @@ int cmd_serve(int argc, char **argv)
             return 1;
         }
         if (auth.cfg.master_key_path == NULL) {
-            const char *path = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
-            master_default = xasprintf("%s.key", path);
+            master_default = cli_master_key_path(db); /* where `mcpgate keys` looks too */
             auth.cfg.master_key_path = master_default;
         }
         if (first_run_admin(auth.st) != 0) {
