@@ -77,6 +77,8 @@ static const char serve_usage[] =
     "  --request-timeout SEC    idle seconds before a connection is closed (30)\n"
     "  --session-idle SEC       idle seconds before a session expires (1800)\n"
     "  --threads N              HTTP threads (default: one per core)\n"
+    "  --keepalive SEC          seconds between SSE keep-alive comments, which also find dead\n"
+    "                           peers of idle streams (15)\n"
     "  --max-depth N            deepest JSON nesting accepted (default 64)\n"
     "  --page-size N            items per page of list results (default 100)\n"
     "  --workers N              handler threads (default: 2 per core + 2)\n"
@@ -151,7 +153,7 @@ int cmd_serve(int argc, char **argv)
         O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
         O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
         O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
-        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_AUTOAPPROVE
+        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_AUTOAPPROVE, O_KEEPALIVE
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -172,6 +174,7 @@ int cmd_serve(int argc, char **argv)
         {"request-timeout", required_argument, NULL, O_REQTO},
         {"session-idle", required_argument, NULL, O_SESSIDLE},
         {"threads", required_argument, NULL, O_THREADS},
+        {"keepalive", required_argument, NULL, O_KEEPALIVE},
         {"db", required_argument, NULL, O_DB},
         {"issuer", required_argument, NULL, O_ISSUER},
         {"master-key-file", required_argument, NULL, O_MKEY},
@@ -265,6 +268,7 @@ int cmd_serve(int argc, char **argv)
         case O_MAXSTREAMS:
         case O_REQTO:
         case O_SESSIDLE:
+        case O_KEEPALIVE:
         case O_THREADS: {
             unsigned v;
             if (parse_uint(optarg, 10000000, &v) != 0) {
@@ -284,6 +288,8 @@ int cmd_serve(int argc, char **argv)
                 http.request_timeout = v;
             else if (c == O_SESSIDLE)
                 http.session_idle = v;
+            else if (c == O_KEEPALIVE)
+                http.keepalive = v;
             else
                 http.threads = v;
             break;

@@ -289,6 +289,14 @@ static void identify_client(struct req *r)
 
 /* DNS-rebinding protection: the Host must be one we serve, and an Origin, when present, one we
  * serve or one allowed for CORS. */
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 static enum MHD_Result check_origin(struct req *r, bool *ok)
 {
     struct http_server *hs = r->hs;
@@ -298,6 +306,10 @@ static enum MHD_Result check_origin(struct req *r, bool *ok)
     if (fwd_host != NULL)
         host = fwd_host; /* the proxy says which name the client used */
     *ok = false;
+    int nhost = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_host, &nhost);
+    if (nhost > 1) /* RFC 9112 3.2 */
+        return send_rpc_error(r, 400, NULL, -32000, NULL, "Bad Request: more than one Host header");
     if (host == NULL || !http_host_allowed(hs, host, false)) {
         log_info("refused %s %s from %s: Host '%.80s' is not served here (DNS rebinding "
                  "protection)",
@@ -618,7 +630,28 @@ static enum MHD_Result mcp_post(struct req *r)
         return send_rpc_error(r, 400, NULL, fail.code, NULL, "%s", fail.message);
 
     enum MHD_Result ret;
+    if (json_is_array(msg) && json_array_size(msg) == 0) {
+        json_decref(msg);
+        return send_rpc_error(r, 400, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                              "Invalid Request: empty batch");
+    }
     const char *hv = header(r->conn, "MCP-Protocol-Version");
+    if (hv != NULL && !legacy_version(hv) && strcmp(hv, MCP_VERSION_MODERN) != 0 &&
+        header(r->conn, "Mcp-Session-Id") != NULL) {
+        /* A session (legacy era) with a version header we do not speak at all. */
+        json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+        json_t *data = json_pack("{s:[s,s,s,s,s], s:s}", "supported", MCP_VERSION_MODERN,
+                                 "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05",
+                                 "requested", hv);
+        enum MHD_Result ret2 = send_rpc_error(
+            r, 400, json_is_string(id) || json_is_integer(id) ? id : NULL,
+            MCP_UNSUPPORTED_VERSION, data,
+            "Unsupported protocol version '%.40s' in MCP-Protocol-Version (this session "
+            "negotiated a legacy revision)",
+            hv);
+        json_decref(msg);
+        return ret2;
+    }
     if (hv != NULL && !legacy_version(hv)) {
         ret = mcp_post_modern(r, msg, hv);
         json_decref(msg);
@@ -702,9 +735,11 @@ static enum MHD_Result mcp_get(struct req *r)
         return send_rpc_error(r, 400, NULL, -32000, NULL,
                               "Bad Request: Mcp-Session-Id header is required");
     struct hsession *s = http_session_find(hs, sid);
-    if (s == NULL || s->ms == NULL)
+    if (s == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
-    r->sess = s;
+    r->sess = s; /* released when the request completes */
+    if (s->ms == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
     if (!session_owned(r, s))
         return send_rpc_error(r, 403, NULL, -32000, NULL,
                               "Forbidden: this session belongs to another user");
@@ -817,9 +852,11 @@ static enum MHD_Result sse_post(struct req *r)
     if (sid == NULL)
         return send_rpc_error(r, 400, NULL, -32000, NULL, "Bad Request: sessionId is required");
     struct hsession *s = http_session_find(r->hs, sid);
-    if (s == NULL || s->kind != HSESSION_SSE || s->ms == NULL)
+    if (s == NULL)
         return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
-    r->sess = s;
+    r->sess = s; /* released when the request completes */
+    if (s->kind != HSESSION_SSE || s->ms == NULL)
+        return send_rpc_error(r, 404, NULL, -32001, NULL, "Session not found");
     if (!session_owned(r, s))
         return send_rpc_error(r, 403, NULL, -32000, NULL,
                               "Forbidden: this session belongs to another user");
@@ -1025,9 +1062,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->phase == PHASE_BODY) {
         if (*upload_size > 0) {
-            if (!r->too_big && buf_append(&r->body, upload_data, *upload_size) != 0) {
-                r->too_big = true;
+            if (buf_append(&r->body, upload_data, *upload_size) != 0) {
+                /* Past the cap (a chunked body says no length up front): answer now; the
+                 * connection closes after it, the rest is never read. */
+                *upload_size = 0;
                 buf_free(&r->body);
+                r->phase = PHASE_DONE;
+                return send_rpc_error(r, 413, NULL, JSONRPC_INVALID_REQUEST, NULL,
+                                      "Payload Too Large: the body limit is %zu bytes",
+                                      hs->o.max_body);
             }
             *upload_size = 0;
             return MHD_YES;
@@ -1043,7 +1086,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->phase == PHASE_ANSWER) /* resumed: the stream has something */
         return respond_from_stream(r);
-    return MHD_YES; /* PHASE_DONE: a response is queued; upload data is ignored */
+    *upload_size = 0; /* PHASE_DONE: a response is queued; upload data is discarded */
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

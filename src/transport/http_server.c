@@ -65,18 +65,31 @@ static void add_list(char ***list, size_t *n, const char *csv)
 }
 
 /* The host part of "host", "host:port", "[v6]:port", or of a URL's authority. */
-static size_t host_part(const char *s, const char **start)
+/* The host part of a Host header ("host", "host:port", "[v6]:port"), or, when url is true, of
+ * a URL's authority ("scheme://host:port/..."; only there is "://" meaningful). */
+static size_t host_part(const char *s, bool url, const char **start)
 {
     const char *p = s;
-    const char *scheme = strstr(p, "://");
-    if (scheme != NULL)
-        p = scheme + 3;
+    if (url) {
+        size_t scheme = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+        if (scheme == 0 || strncmp(p + scheme, "://", 3) != 0)
+            return 0;
+        p += scheme + 3;
+    }
     *start = p;
     if (*p == '[') {
         const char *end = strchr(p, ']');
-        return end ? (size_t)(end - p + 1) : strlen(p);
+        if (end == NULL)
+            return 0;
+        size_t n = (size_t)(end - p + 1);
+        /* After "[v6]" only a port or the end may follow. */
+        return end[1] == '\0' || end[1] == ':' || (url && strchr("/?#", end[1])) ? n : 0;
     }
-    return strcspn(p, ":/?#");
+    size_t n = strcspn(p, ":/?#@ \t");
+    char stop = p[n];
+    if (stop == '\0' || stop == ':')
+        return n;
+    return url && (stop == '/' || stop == '?' || stop == '#') ? n : 0; /* junk after a Host */
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *out, char **host_out)
@@ -198,7 +211,7 @@ int http_server_new(struct mcp_server *srv, const struct mcp_http_options *opts,
     }
     if (o->public_url != NULL) {
         const char *hp;
-        size_t hl = host_part(o->public_url, &hp);
+        size_t hl = host_part(o->public_url, true, &hp);
         char *h = xstrndup(hp, hl);
         add_list(&hs->hosts, &hs->nhosts, h);
         free(h);
@@ -239,10 +252,14 @@ static bool in_list(char **list, size_t n, const char *s, size_t len)
 
 bool http_host_allowed(struct http_server *hs, const char *value, bool is_origin)
 {
-    const char *h;
-    size_t len = host_part(value, &h);
-    if (is_origin && strstr(value, "://") == NULL)
-        return false; /* "null" and other opaque origins */
+    const char *h = NULL;
+    size_t len = host_part(value, is_origin, &h); /* "null" and opaque origins: 0 */
+    if (len > 0 && !is_origin) {
+        /* A port, when present, must be digits only. */
+        const char *port = h + len;
+        if (*port == ':' && (port[1] == '\0' || strspn(port + 1, "0123456789") != strlen(port + 1)))
+            return false;
+    }
     return len > 0 && in_list(hs->hosts, hs->nhosts, h, len);
 }
 
