@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every benchmark (bench/*.sh except this file), one after the other.
+# Runs every benchmark (bench/*.sh except this file and deps.sh), one after the other: stdio.sh
+# (stdio against the TypeScript SDK) and http.sh (Streamable HTTP against the SDK and nginx).
 #
 #   bench/run.sh           full runs (what `make bench` does)
 #   bench/run.sh --smoke   tiny runs: checks each benchmark still builds, runs and gets right
@@ -22,7 +23,9 @@ esac
 
 status=0
 for b in "$here"/*.sh; do
-    [ "$(basename "$b")" = "run.sh" ] && continue
+    case "$(basename "$b")" in
+    run.sh | deps.sh) continue ;; # this runner; the installer of wrk and nginx-light
+    esac
     name=$(basename "$b" .sh)
     echo "== bench $name${mode:+ ($mode)}"
     sh "$b" $mode
