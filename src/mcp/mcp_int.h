@@ -26,6 +26,7 @@ struct tool {
     struct jschema *out_schema; /* compiled outputSchema, or NULL */
     mcp_tool_fn fn;
     void *udata;
+    unsigned flags;
 };
 
 struct resource {

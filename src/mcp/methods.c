@@ -447,6 +447,14 @@ static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
     j->kind = JOB_TOOL;
     j->ctx = ctx;
     j->tool = t;
+    if (t->flags & MCP_TOOL_NONBLOCKING) {
+        /* Never waits: run it here and answer before returning. */
+        j->params = json_incref(params);
+        session_track(ctx);
+        run_tool(j);
+        job_free(j);
+        return;
+    }
     submit(j, params);
 }
 

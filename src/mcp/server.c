@@ -269,6 +269,7 @@ int mcp_tool_add(struct mcp_server *srv, const struct mcp_tool_def *def)
     t->name = xstrdup(def->name);
     t->fn = def->handler;
     t->udata = def->udata;
+    t->flags = def->flags;
     if ((r = compile_schema(in, "inputSchema", def->name, &t->in_schema)) != 0)
         goto out;
     if (outs != NULL && (r = compile_schema(outs, "outputSchema", def->name, &t->out_schema)) != 0)

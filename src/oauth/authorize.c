@@ -139,8 +139,13 @@ static int64_t session_user(struct oauth_server *os, const struct oauth_request 
 static json_t *params_of(const struct oauth_request *req, struct oauth_response *resp,
                          struct oauth_server *os)
 {
-    if (strcmp(req->method, "GET") == 0)
+    if (strcmp(req->method, "GET") == 0) {
+        if (req->query_error != NULL) {
+            oresp_error_page(os, resp, 400, "Bad request", "%s", req->query_error);
+            return NULL;
+        }
         return req->query ? json_incref(req->query) : json_object();
+    }
     json_t *form = NULL;
     char why[160];
     if (req->content_type == NULL ||
@@ -197,6 +202,7 @@ struct authz {
     json_t *p;          /* the raw parameters */
     struct store_client client;
     const char *redirect_uri;
+    bool redirect_sent;  /* in the request (then /token must repeat it) */
     const char *state;
     char challenge[44];
     char *scope;        /* normalized */
@@ -234,6 +240,7 @@ static int validate(struct oauth_server *os, json_t *p, bool repeated, struct au
         return ERR_INVALID;
     }
     a->redirect_uri = pget(p, "redirect_uri");
+    a->redirect_sent = a->redirect_uri != NULL;
     json_t *uris = json_object_get(a->client.metadata, "redirect_uris");
     if (a->redirect_uri == NULL && json_array_size(uris) == 1)
         a->redirect_uri = json_string_value(json_array_get(uris, 0));
@@ -289,8 +296,9 @@ static int validate(struct oauth_server *os, json_t *p, bool repeated, struct au
 /* Issues the code and redirects back to the client. */
 static void issue_code(struct oauth_server *os, const struct oauth_request *req, unsigned status,
                        int64_t user_id, const char *username, const char *client_id,
-                       const char *redirect_uri, const char *challenge, const char *scope,
-                       const char *resource, const char *state, struct oauth_response *resp)
+                       const char *redirect_uri, bool redirect_sent, const char *challenge,
+                       const char *scope, const char *resource, const char *state,
+                       struct oauth_response *resp)
 {
     int64_t now = oauth_now();
     char *gid = crypto_random_token(16), *code = crypto_random_token(32);
@@ -298,7 +306,8 @@ static void issue_code(struct oauth_server *os, const struct oauth_request *req,
                             .scope = (char *)scope, .resource = (char *)resource,
                             .created_at = now};
     struct store_code c = {.grant_id = gid, .client_id = (char *)client_id,
-                           .redirect_uri = (char *)redirect_uri,
+                           /* empty: not in the request, so /token need not repeat it */
+                           .redirect_uri = (char *)(redirect_sent ? redirect_uri : ""),
                            .code_challenge = (char *)challenge, .scope = (char *)scope,
                            .resource = (char *)resource, .user_id = user_id,
                            .expires_at = now + os->cfg.code_ttl};
@@ -401,8 +410,8 @@ void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
                                                                                        "party)",
                   a.client.client_id);
         issue_code(os, req, strcmp(req->method, "POST") == 0 ? 303 : 302, uid, u.username,
-                   a.client.client_id, a.redirect_uri, a.challenge, a.scope, a.resource, a.state,
-                   resp);
+                   a.client.client_id, a.redirect_uri, a.redirect_sent, a.challenge, a.scope,
+                   a.resource, a.state, resp);
         goto out;
     }
     json_t *pending = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "client_id",
@@ -411,6 +420,7 @@ void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
                                 (json_int_t)uid, "exp", (json_int_t)(oauth_now() + PENDING_TTL));
     if (a.state != NULL)
         json_object_set_new(pending, "state", json_string(a.state));
+    json_object_set_new(pending, "sent", json_boolean(a.redirect_sent));
     char *sealed = seal(os, pending);
     json_decref(pending);
     char *rhost = host_of(a.redirect_uri);
@@ -488,8 +498,9 @@ void oauth_consent(struct oauth_server *os, const struct oauth_request *req,
         log_warn("oauth: could not remember consent");
     oauth_audit(os, "consent", u.username, client_id, req->client_ip,
                 json_pack("{s:s, s:s}", "decision", "approve", "scope", scope));
-    issue_code(os, req, 303, uid, u.username, client_id, redirect, pget(pending, "challenge"),
-               scope, pget(pending, "resource"), state, resp);
+    issue_code(os, req, 303, uid, u.username, client_id, redirect,
+               json_is_true(json_object_get(pending, "sent")), pget(pending, "challenge"), scope,
+               pget(pending, "resource"), state, resp);
 out:
     store_user_clear(&u);
     free(csrf);
@@ -698,14 +709,26 @@ void oauth_apps(struct oauth_server *os, const struct oauth_request *req,
             goto out;
         }
         if (gid != NULL && store_grant_get(os->st, gid, &g) == 0 && g.user_id == uid) {
-            if (store_grant_revoke(os->st, gid, oauth_now()) == 0) {
-                rs_cache_forget_grant(os->cache, gid);
-                if (store_consent_remove(os->st, uid, g.client_id) != 0)
-                    log_warn("oauth: could not forget a consent");
-                oauth_audit(os, "revoked", u.username, g.client_id, req->client_ip,
-                            json_pack("{s:s, s:s}", "grant", gid, "reason",
-                                      "revoked by the user on the connected apps page"));
+            /* The app loses everything it holds from this user: every grant, the consent. */
+            json_t *all = NULL;
+            if (store_grants_of_user(os->st, uid, &all) != 0)
+                all = json_array();
+            size_t i;
+            json_t *x;
+            json_array_foreach(all, i, x) {
+                const char *xid = pget(x, "grant_id");
+                if (xid == NULL || strcmp(pget(x, "client_id") ?: "", g.client_id) != 0)
+                    continue;
+                if (store_grant_revoke(os->st, xid, oauth_now()) == 0) {
+                    rs_cache_forget_grant(os->cache, xid);
+                    oauth_audit(os, "revoked", u.username, g.client_id, req->client_ip,
+                                json_pack("{s:s, s:s}", "grant", xid, "reason",
+                                          "revoked by the user on the connected apps page"));
+                }
             }
+            json_decref(all);
+            if (store_consent_remove(os->st, uid, g.client_id) != 0)
+                log_warn("oauth: could not forget a consent");
         }
         store_grant_clear(&g);
         oresp_redirect(resp, 303, "/apps?notice=revoked");
@@ -713,10 +736,40 @@ void oauth_apps(struct oauth_server *os, const struct oauth_request *req,
     }
     if (req->query != NULL && pget(req->query, "notice") != NULL)
         notice = "Access revoked. The application must ask again to connect.";
-    if (store_grants_of_user(os->st, uid, &grants) != 0)
-        grants = json_array();
+    json_t *all = NULL;
+    if (store_grants_of_user(os->st, uid, &all) != 0)
+        all = json_array();
+    /* One row per application (each authorization is a grant of its own): the oldest date,
+     * the union of the scopes. */
+    grants = json_array();
     size_t i;
     json_t *g;
+    json_array_foreach(all, i, g) {
+        const char *cid = pget(g, "client_id");
+        json_t *row = NULL;
+        size_t k;
+        json_t *r2;
+        json_array_foreach(grants, k, r2) {
+            if (cid != NULL && strcmp(pget(r2, "client_id") ?: "", cid) == 0)
+                row = r2;
+        }
+        if (row == NULL) {
+            json_array_append(grants, g);
+            continue;
+        }
+        if (json_integer_value(json_object_get(g, "created_at")) <
+            json_integer_value(json_object_get(row, "created_at")))
+            json_object_set(row, "created_at", json_object_get(g, "created_at"));
+        const char *have = pget(row, "scope") ?: "", *more = pget(g, "scope") ?: "";
+        if (!oauth_scope_subset(more, have)) {
+            char *u2 = xasprintf("%s %s", have, more);
+            char *n2 = oauth_scope_normalize(os, u2);
+            json_object_set_new(row, "scope", json_string(n2));
+            free(n2);
+            free(u2);
+        }
+    }
+    json_decref(all);
     json_array_foreach(grants, i, g) {
         struct store_client c = {0};
         const char *cid = pget(g, "client_id");

@@ -1078,6 +1078,15 @@ static void register_new(struct oauth_server *os, const struct oauth_request *re
                     "%s", w);
         goto out;
     }
+    if (array_has(json_object_get(meta, "grant_types"), "client_credentials")) {
+        /* A self-registered client acting for nobody would let anyone reach the tools
+         * without a user signing in: client_credentials is for clients an administrator
+         * registered (mcpgate client add). */
+        oresp_error(resp, 400, "invalid_client_metadata",
+                    "grant_types: client_credentials is only for clients registered by an "
+                    "administrator");
+        goto out;
+    }
     const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
     c.client_id = crypto_random_token(16);
     c.kind = CLIENT_DCR;
@@ -1156,6 +1165,15 @@ static void update(struct oauth_server *os, const struct oauth_request *req, str
     if (metadata_check(meta, NULL, w, sizeof(w), &bad_redirect) != 0) {
         oresp_error(resp, 400, bad_redirect ? "invalid_redirect_uri" : "invalid_client_metadata",
                     "%s", w);
+        goto out;
+    }
+    if (array_has(json_object_get(meta, "grant_types"), "client_credentials")) {
+        /* A self-registered client acting for nobody would let anyone reach the tools
+         * without a user signing in: client_credentials is for clients an administrator
+         * registered (mcpgate client add). */
+        oresp_error(resp, 400, "invalid_client_metadata",
+                    "grant_types: client_credentials is only for clients registered by an "
+                    "administrator");
         goto out;
     }
     const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));

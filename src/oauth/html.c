@@ -235,7 +235,7 @@ static void begin(struct page *pg, const char *title, const char *server_name)
     pg->err = 0;
     lit(pg, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            "<meta name=\"referrer\" content=\"no-referrer\">\n"
+            "<meta name=\"referrer\" content=\"same-origin\">\n"
             "<meta name=\"robots\" content=\"noindex, nofollow\">\n");
     if (server_name != NULL)
         put(pg, "<title>%s \xc2\xb7 %s</title>\n", title, server_name);

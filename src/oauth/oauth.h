@@ -41,6 +41,7 @@ struct oauth_request {
     const char *path;          /* without the query */
     json_t *query;             /* query parameters (object of strings); NULL if none */
     bool query_repeated;       /* a query parameter appeared twice */
+    const char *query_error;   /* why the query string is malformed, or NULL */
     const char *body;          /* raw body, or NULL */
     size_t body_len;
     const char *content_type;

@@ -32,6 +32,16 @@ struct oauth_server {
 
     struct rs_cache *cache;
     struct ratelimit *rl;
+
+    /* Audit events are queued and written in batches by a thread of their own: a tool call
+     * must not wait for a database commit. */
+    pthread_mutex_t audit_mu;
+    pthread_cond_t audit_cv;
+    json_t *audit_queue; /* array of events */
+    bool audit_stop;
+    bool audit_started;
+    unsigned long audit_dropped;
+    pthread_t audit_thread;
 };
 
 int64_t oauth_now(void);

@@ -58,10 +58,14 @@ void oresp_html(struct oauth_response *r, unsigned status, char *html)
     r->body = html;
     r->body_len = html ? strlen(html) : 0;
     /* Pages refuse to be framed and load nothing but inline styles and https/data images. */
+    /* No form-action: browsers apply it to the redirect after a form too, and the consent
+     * form's answer is a redirect to the application. Referrer same-origin: with no-referrer
+     * browsers send "Origin: null" on our own forms, which the Origin check must refuse. */
     oresp_header(r, "Content-Security-Policy",
                  "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+                 "frame-ancestors 'none'; base-uri 'none'");
     oresp_header(r, "X-Frame-Options", "DENY");
+    oresp_header(r, "Referrer-Policy", "same-origin");
     oresp_header(r, "Cache-Control", "no-store");
 }
 
@@ -239,11 +243,66 @@ bool oauth_ratelimit(struct oauth_server *os, const char *bucket, const char *ip
 
 /* ---- audit ---- */
 
+#define AUDIT_QUEUE_MAX 100000
+#define AUDIT_BATCH 256
+
 void oauth_audit(struct oauth_server *os, const char *event, const char *user,
                  const char *client, const char *ip, json_t *detail)
 {
-    if (store_audit_add(os->st, oauth_now(), event, user, client, ip, detail) != 0)
-        log_warn("oauth: could not record audit event %s", event);
+    json_t *e = json_pack("{s:I, s:s}", "ts", (json_int_t)oauth_now(), "event", event);
+    if (user != NULL)
+        json_object_set_new(e, "user", json_string(user));
+    if (client != NULL)
+        json_object_set_new(e, "client", json_string(client));
+    if (ip != NULL)
+        json_object_set_new(e, "ip", json_string(ip));
+    if (detail != NULL)
+        json_object_set_new(e, "detail", detail);
+    pthread_mutex_lock(&os->audit_mu);
+    if (json_array_size(os->audit_queue) >= AUDIT_QUEUE_MAX) {
+        os->audit_dropped++; /* the database is not keeping up; counted, logged by the writer */
+        json_decref(e);
+    } else {
+        json_array_append_new(os->audit_queue, e);
+        if (json_array_size(os->audit_queue) >= AUDIT_BATCH)
+            pthread_cond_signal(&os->audit_cv);
+    }
+    pthread_mutex_unlock(&os->audit_mu);
+}
+
+/* Writes what is queued, every 200 ms or every AUDIT_BATCH events, in one transaction. */
+static void *audit_main(void *arg)
+{
+    struct oauth_server *os = arg;
+    pthread_mutex_lock(&os->audit_mu);
+    for (;;) {
+        if (json_array_size(os->audit_queue) < AUDIT_BATCH && !os->audit_stop) {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            t.tv_nsec += 200 * 1000000L;
+            if (t.tv_nsec >= 1000000000L) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&os->audit_cv, &os->audit_mu, &t);
+        }
+        json_t *batch = os->audit_queue;
+        os->audit_queue = json_array();
+        unsigned long dropped = os->audit_dropped;
+        os->audit_dropped = 0;
+        bool stop = os->audit_stop;
+        pthread_mutex_unlock(&os->audit_mu);
+        if (dropped > 0)
+            log_warn("oauth: %lu audit events dropped (the database is too slow)", dropped);
+        if (store_audit_add_batch(os->st, batch) != 0)
+            log_warn("oauth: could not record %zu audit events", json_array_size(batch));
+        json_decref(batch);
+        pthread_mutex_lock(&os->audit_mu);
+        if (stop && json_array_size(os->audit_queue) == 0)
+            break;
+    }
+    pthread_mutex_unlock(&os->audit_mu);
+    return NULL;
 }
 
 /* ---- keys ---- */
@@ -327,6 +386,11 @@ int oauth_server_new(const struct oauth_config *cfg, struct store *st, struct oa
     os->rl = xcalloc(1, sizeof(*os->rl));
     pthread_mutex_init(&os->rl->mu, NULL);
     os->cache = rs_cache_new();
+    pthread_mutex_init(&os->audit_mu, NULL);
+    pthread_cond_init(&os->audit_cv, NULL);
+    os->audit_queue = json_array();
+    if (pthread_create(&os->audit_thread, NULL, audit_main, os) == 0)
+        os->audit_started = true;
     if ((r = jwt_master_key_load(cfg->master_key_path, os->master)) != 0) {
         log_error("cannot load the master key (%s)", cfg->master_key_path);
         goto out;
@@ -353,6 +417,18 @@ void oauth_server_free(struct oauth_server *os)
 {
     if (os == NULL)
         return;
+    if (os->audit_started) { /* flush what is queued */
+        pthread_mutex_lock(&os->audit_mu);
+        os->audit_stop = true;
+        pthread_cond_signal(&os->audit_cv);
+        pthread_mutex_unlock(&os->audit_mu);
+        pthread_join(os->audit_thread, NULL);
+    }
+    json_decref(os->audit_queue);
+    if (os->audit_queue != NULL || os->audit_started) {
+        pthread_cond_destroy(&os->audit_cv);
+        pthread_mutex_destroy(&os->audit_mu);
+    }
     jwt_keyset_free(os->ks);
     rs_cache_free(os->cache);
     if (os->rl != NULL) {

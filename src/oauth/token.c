@@ -284,7 +284,10 @@ static void grant_code(struct oauth_server *os, const struct oauth_request *req,
                     (long long)os->cfg.code_ttl);
         goto out;
     }
-    if (redirect == NULL || strcmp(redirect, sc.redirect_uri) != 0) {
+    /* RFC 6749 4.1.3: required, and identical, when the authorization request had it. */
+    bool was_sent = sc.redirect_uri[0] != '\0';
+    if (was_sent ? redirect == NULL || strcmp(redirect, sc.redirect_uri) != 0
+                 : redirect != NULL && !oauth_redirect_uri_allowed(c, redirect)) {
         oresp_error(resp, 400, "invalid_grant",
                     redirect ? "redirect_uri differs from the one in the authorization request"
                              : "redirect_uri is missing (it was in the authorization request)");
@@ -419,9 +422,11 @@ static void grant_client_credentials(struct oauth_server *os, const struct oauth
                                      struct oauth_response *resp)
 {
     const char *resource = fget(form, "resource");
-    if (!c->has_secret || !grant_type_allowed(c, "client_credentials")) {
+    if (!c->has_secret || !grant_type_allowed(c, "client_credentials") ||
+        c->kind != CLIENT_STATIC) {
         oresp_error(resp, 400, "unauthorized_client",
-                    "client_credentials is for confidential clients that registered that grant");
+                    "client_credentials is for confidential clients an administrator registered "
+                    "with that grant");
         return;
     }
     if (resource != NULL && strcmp(resource, os->resource) != 0) {
@@ -441,17 +446,25 @@ static void grant_client_credentials(struct oauth_server *os, const struct oauth
     free(gid);
 }
 
+/* 429 with Retry-After when the client's address is over its budget. */
+static bool limited(struct oauth_server *os, const char *bucket, const struct oauth_request *req,
+                    struct oauth_response *resp)
+{
+    unsigned retry;
+    if (oauth_ratelimit(os, bucket, req->client_ip, &retry))
+        return false;
+    oresp_error(resp, 429, "temporarily_unavailable", "too many requests; retry in %u s", retry);
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%u", retry);
+    oresp_header(resp, "Retry-After", ra);
+    return true;
+}
+
 void oauth_token(struct oauth_server *os, const struct oauth_request *req,
                  struct oauth_response *resp)
 {
-    unsigned retry;
-    if (!oauth_ratelimit(os, "token", req->client_ip, &retry)) {
-        oresp_error(resp, 429, "slow_down", "too many token requests; retry in %u s", retry);
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%u", retry);
-        oresp_header(resp, "Retry-After", ra);
+    if (limited(os, "token", req, resp))
         return;
-    }
     json_t *form = parse_form(req, resp);
     if (form == NULL)
         return;
@@ -504,6 +517,8 @@ static char *access_jti(struct oauth_server *os, const char *token, json_t **cla
 void oauth_revoke(struct oauth_server *os, const struct oauth_request *req,
                   struct oauth_response *resp)
 {
+    if (limited(os, "token", req, resp)) /* it checks client secrets too */
+        return;
     json_t *form = parse_form(req, resp);
     if (form == NULL)
         return;
@@ -554,12 +569,8 @@ out:
 void oauth_introspect(struct oauth_server *os, const struct oauth_request *req,
                       struct oauth_response *resp)
 {
-    unsigned retry;
-    if (!oauth_ratelimit(os, "introspect", req->client_ip, &retry)) {
-        oresp_error(resp, 429, "slow_down", "too many introspection requests; retry in %u s",
-                    retry);
+    if (limited(os, "introspect", req, resp))
         return;
-    }
     json_t *form = parse_form(req, resp);
     if (form == NULL)
         return;

@@ -124,10 +124,21 @@ static const char *const migrations[] = {
 
 /* ---- connection and statements ---- */
 
+/* Prepared statements kept per connection, keyed by the address of their SQL text (every
+ * statement is a string literal), so each is compiled once. */
+#define STMT_CACHE 64
+
+struct stmt_slot {
+    const char *sql;
+    sqlite3_stmt *st;
+    bool in_use;
+};
+
 struct sq {
     sqlite3 *db;
     pthread_mutex_t mu; /* held for each whole operation */
     char *path;         /* for log lines (owned) */
+    struct stmt_slot cache[STMT_CACHE];
 };
 
 /* Parameters are passed as an array of typed values, ended by V_END (see VALS). */
@@ -158,6 +169,7 @@ struct q {
     struct sq *s;
     sqlite3_stmt *st;
     const char *sql;
+    struct stmt_slot *slot; /* the cache entry st belongs to, or NULL (finalize on close) */
 };
 
 static int db_fail(struct sq *s, int rc, const char *what)
@@ -183,17 +195,50 @@ static int db_fail(struct sq *s, int rc, const char *what)
 
 static void q_close(struct q *q)
 {
-    sqlite3_finalize(q->st);
+    if (q->slot != NULL) {
+        sqlite3_reset(q->st);
+        sqlite3_clear_bindings(q->st);
+        q->slot->in_use = false;
+        q->slot = NULL;
+    } else {
+        sqlite3_finalize(q->st);
+    }
     q->st = NULL;
 }
 
-/* Prepares sql (finalizing what q held) and binds vals (may be NULL: no parameters). */
+/* A compiled statement for sql from the connection's cache (prepared on first use). */
+static int prepare(struct sq *s, struct q *q, const char *sql)
+{
+    struct stmt_slot *free_slot = NULL;
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        struct stmt_slot *e = &s->cache[i];
+        if (e->sql == sql && !e->in_use) {
+            e->in_use = true;
+            q->slot = e;
+            q->st = e->st;
+            return SQLITE_OK;
+        }
+        if (e->sql == NULL && free_slot == NULL)
+            free_slot = e;
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, free_slot ? SQLITE_PREPARE_PERSISTENT : 0, &q->st,
+                                NULL);
+    if (rc == SQLITE_OK && free_slot != NULL) {
+        free_slot->sql = sql;
+        free_slot->st = q->st;
+        free_slot->in_use = true;
+        q->slot = free_slot;
+    }
+    return rc;
+}
+
+/* Prepares sql (releasing what q held) and binds vals (may be NULL: no parameters). */
 static int q_open(struct sq *s, struct q *q, const char *sql, const struct val *vals)
 {
     q_close(q);
     q->s = s;
     q->sql = sql;
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, 0, &q->st, NULL);
+    int rc = prepare(s, q, sql);
     for (int i = 0; rc == SQLITE_OK && vals != NULL && vals[i].t != V_END; i++) {
         const struct val *v = &vals[i];
         if (v->t == V_INT)
@@ -482,6 +527,8 @@ static void sq_close(void *impl)
     struct sq *s = impl;
     if (s == NULL)
         return;
+    for (size_t i = 0; i < STMT_CACHE; i++)
+        sqlite3_finalize(s->cache[i].st);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
         log_error("sqlite: %s: close: %s", s->path, sqlite3_errmsg(s->db));
     pthread_mutex_destroy(&s->mu);
@@ -1259,6 +1306,41 @@ static int sq_audit_add(void *impl, int64_t ts, const char *event, const char *u
     return r;
 }
 
+static int sq_audit_add_batch(void *impl, const json_t *events)
+{
+    struct sq *s = impl;
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(events, i, e) {
+        json_t *detail = json_object_get(e, "detail");
+        char *text = detail != NULL && !json_is_null(detail)
+                         ? json_dumps(detail, JSON_COMPACT | JSON_ENCODE_ANY)
+                         : NULL;
+        r = run(s,
+                "INSERT INTO audit (ts, event, user, client, ip, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                VALS(V_I(json_integer_value(json_object_get(e, "ts"))),
+                     V_S(json_string_value(json_object_get(e, "event"))),
+                     V_S(json_string_value(json_object_get(e, "user"))),
+                     V_S(json_string_value(json_object_get(e, "client"))),
+                     V_S(json_string_value(json_object_get(e, "ip"))), V_S(text)));
+        free(text);
+        if (r != 0)
+            break;
+    }
+    if (r == 0)
+        r = tx_commit(s);
+    if (r != 0)
+        tx_rollback(s);
+out:
+    unlock(s);
+    return r;
+}
+
 static json_t *audit_row(struct q *q)
 {
     json_t *detail = col_json(q, 5);
@@ -1358,6 +1440,7 @@ const struct store_ops store_sqlite_ops = {
     .key_list = sq_key_list,
     .key_retire_current = sq_key_retire_current,
     .audit_add = sq_audit_add,
+    .audit_add_batch = sq_audit_add_batch,
     .audit_list = sq_audit_list,
     .purge = sq_purge,
 };

@@ -382,6 +382,11 @@ int store_audit_add(struct store *st, int64_t ts, const char *event, const char 
     return r;
 }
 
+int store_audit_add_batch(struct store *st, const json_t *events)
+{
+    return json_array_size(events) == 0 ? 0 : st->ops->audit_add_batch(st->impl, events);
+}
+
 int store_audit_list(struct store *st, int64_t since, const char *user, unsigned limit,
                      json_t **out)
 {

@@ -200,6 +200,9 @@ void store_key_clear(struct store_key *k);
  * "revoked", "client_registered", "tool_call", ...; detail is stolen (may be NULL). */
 int store_audit_add(struct store *st, int64_t ts, const char *event, const char *user,
                     const char *client, const char *ip, json_t *detail) ERR_WARN_UNUSED;
+/* Several events in one transaction: events is an array of {ts, event, user, client, ip,
+ * detail} (borrowed). */
+int store_audit_add_batch(struct store *st, const json_t *events) ERR_WARN_UNUSED;
 /* Newest first, at most limit rows; since (0: any) and user (NULL: any) filter. */
 int store_audit_list(struct store *st, int64_t since, const char *user, unsigned limit,
                      json_t **out) ERR_WARN_UNUSED;

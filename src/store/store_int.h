@@ -70,6 +70,8 @@ struct store_ops {
 
     int (*audit_add)(void *impl, int64_t ts, const char *event, const char *user,
                      const char *client, const char *ip, const json_t *detail /* borrowed */);
+    /* events: array of {ts, event, user, client, ip, detail}; all or nothing. */
+    int (*audit_add_batch)(void *impl, const json_t *events);
     int (*audit_list)(void *impl, int64_t since, const char *user, unsigned limit, json_t **out);
 
     int (*purge)(void *impl, int64_t now);

@@ -165,7 +165,8 @@ int tools_demo_register(struct mcp_server *srv)
                          "\"description\":\"Text to echo\"}},\"required\":[\"text\"],"
                          "\"additionalProperties\":false}",
          .annotations = "{\"readOnlyHint\":true,\"openWorldHint\":false}",
-         .handler = echo},
+         .handler = echo,
+         .flags = MCP_TOOL_NONBLOCKING},
         {.name = "add",
          .title = "Add two numbers",
          .description = "Adds a and b.",
@@ -175,7 +176,8 @@ int tools_demo_register(struct mcp_server *srv)
          .output_schema = "{\"type\":\"object\",\"properties\":{\"sum\":{\"type\":\"number\"}},"
                           "\"required\":[\"sum\"]}",
          .annotations = "{\"readOnlyHint\":true,\"idempotentHint\":true,\"openWorldHint\":false}",
-         .handler = add},
+         .handler = add,
+         .flags = MCP_TOOL_NONBLOCKING},
         {.name = "time",
          .title = "Current time",
          .description = "The current time in UTC (ISO 8601 and Unix seconds).",
@@ -183,13 +185,15 @@ int tools_demo_register(struct mcp_server *srv)
          .output_schema = "{\"type\":\"object\",\"properties\":{\"utc\":{\"type\":\"string\"},"
                           "\"unix\":{\"type\":\"integer\"}},\"required\":[\"utc\",\"unix\"]}",
          .annotations = "{\"readOnlyHint\":true,\"openWorldHint\":false}",
-         .handler = now},
+         .handler = now,
+         .flags = MCP_TOOL_NONBLOCKING},
         {.name = "whoami",
          .title = "Who am I",
          .description = "Who the server believes is calling: user, client and granted scopes.",
          .input_schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
          .annotations = "{\"readOnlyHint\":true,\"openWorldHint\":false}",
-         .handler = whoami},
+         .handler = whoami,
+         .flags = MCP_TOOL_NONBLOCKING},
         {.name = "countdown",
          .title = "Count down",
          .description = "Counts down, reporting progress and a log message at each step. "

@@ -239,8 +239,10 @@ struct hsession *hsession_new(struct mcp_server *srv, enum hsession_kind kind, s
     char *id = crypto_random_token(18);
     snprintf(s->id, sizeof(s->id), "%s", id);
     free(id);
+    /* The ring grows on demand up to ring_events: an idle session costs no ring at all. */
     s->ring_cap = ring_events ? ring_events : 1;
-    s->ring = xcalloc(s->ring_cap, sizeof(*s->ring));
+    s->ring = NULL;
+    s->ring_alloc = 0;
     s->ring_max_bytes = ring_bytes;
     s->last_active = time(NULL);
     struct mcp_session_io io = {.send = hsession_io_send, .hold = hstream_io_hold, .arg = s};
@@ -265,7 +267,7 @@ void hsession_unref(struct hsession *s)
     if (left > 0)
         return;
     for (size_t i = 0; i < s->ring_len; i++)
-        free(s->ring[(s->ring_head + i) % s->ring_cap].data);
+        free(s->ring[(s->ring_head + i) % s->ring_alloc].data);
     free(s->ring);
     free(s->owner);
     pthread_mutex_destroy(&s->mu);
@@ -330,17 +332,35 @@ void hsession_remove_stream(struct hsession *s, struct hstream *st)
         hstream_unref(st);
 }
 
+/* Grows the ring's storage (keeping the order of events) while below ring_cap. mu held. */
+static void ring_grow(struct hsession *s)
+{
+    if (s->ring_len < s->ring_alloc || s->ring_alloc >= s->ring_cap)
+        return;
+    size_t n = s->ring_alloc ? s->ring_alloc * 2 : 8;
+    if (n > s->ring_cap)
+        n = s->ring_cap;
+    struct hevent *r = xcalloc(n, sizeof(*r));
+    for (size_t i = 0; i < s->ring_len; i++)
+        r[i] = s->ring[(s->ring_head + i) % s->ring_alloc];
+    free(s->ring);
+    s->ring = r;
+    s->ring_alloc = n;
+    s->ring_head = 0;
+}
+
 static void ring_push(struct hsession *s, uint64_t stream, uint64_t seq, char *frame, size_t len)
 {
     pthread_mutex_lock(&s->mu);
+    ring_grow(s);
     /* Evict the oldest events while over the count or byte budget. */
     while (s->ring_len > 0 &&
-           (s->ring_len == s->ring_cap || s->ring_bytes + len > s->ring_max_bytes)) {
+           (s->ring_len == s->ring_alloc || s->ring_bytes + len > s->ring_max_bytes)) {
         struct hevent *old = &s->ring[s->ring_head];
         s->ring_bytes -= old->len;
         free(old->data);
         old->data = NULL;
-        s->ring_head = (s->ring_head + 1) % s->ring_cap;
+        s->ring_head = (s->ring_head + 1) % s->ring_alloc;
         s->ring_len--;
     }
     if (len > s->ring_max_bytes) {
@@ -348,7 +368,7 @@ static void ring_push(struct hsession *s, uint64_t stream, uint64_t seq, char *f
         free(frame);
         return;
     }
-    struct hevent *e = &s->ring[(s->ring_head + s->ring_len) % s->ring_cap];
+    struct hevent *e = &s->ring[(s->ring_head + s->ring_len) % s->ring_alloc];
     e->stream = stream;
     e->seq = seq;
     e->data = frame;
@@ -388,7 +408,7 @@ int hsession_resume(struct hsession *s, struct hstream *st, uint64_t stream, uin
     pthread_mutex_lock(&st->mu);
     st->mode = HSTREAM_SSE;
     for (size_t i = 0; i < s->ring_len; i++) {
-        struct hevent *e = &s->ring[(s->ring_head + i) % s->ring_cap];
+        struct hevent *e = &s->ring[(s->ring_head + i) % s->ring_alloc];
         if (e->stream != stream)
             continue;
         known = true;

@@ -37,6 +37,7 @@ struct hstream {
     struct buf out;          /* bytes not yet taken by the connection */
     bool final;              /* the request's response is in out: end after it */
     bool suspended;          /* the HTTP layer suspended the connection waiting for output */
+    bool gone;               /* the peer hung up (seen by the HTTP layer's watcher) */
     bool standalone;         /* a GET or /sse stream: never ends by itself */
     bool detached;           /* no connection is attached */
     bool cancel_on_close;    /* 2026-07-28: closing the stream cancels the request */
@@ -66,7 +67,7 @@ struct hsession {
     struct hstream *get;      /* the standalone GET / legacy /sse stream, or NULL */
     uint64_t next_stream;
     struct hevent *ring;      /* the last ring_cap events */
-    size_t ring_cap, ring_len, ring_head;
+    size_t ring_cap, ring_alloc, ring_len, ring_head; /* cap: most events kept; alloc: now */
     size_t ring_bytes, ring_max_bytes;
     time_t last_active;
     bool closed;

@@ -9,6 +9,7 @@
  * when it has nothing to send. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/epoll.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 #include "mcp/jsonrpc.h"
 #include "mcp/mcp_int.h"
 #include "mcp/session.h"
+#include "oauth/form.h"
 #include "transport/hstream.h"
 #include "transport/http_int.h"
 
@@ -65,7 +67,8 @@ static void add_headers(struct http_server *hs, struct req *r, struct MHD_Respon
     if (json_object_get(own, "Content-Security-Policy") == NULL)
         MHD_add_response_header(resp, "Content-Security-Policy",
                                 "default-src 'none'; frame-ancestors 'none'");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (json_object_get(own, "Referrer-Policy") == NULL)
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (json_object_get(own, "Cache-Control") == NULL)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     const char *k;
@@ -157,6 +160,146 @@ static enum MHD_Result send_rpc_error(struct req *r, unsigned status, json_t *id
     return send_body(r, status, "application/json", txt, strlen(txt));
 }
 
+static void conn_wake(struct hstream *st);
+
+/* ---- the hang-up watcher ----
+ * A suspended connection is out of libmicrohttpd's event loop, so a client that leaves is only
+ * noticed at the next write. This thread keeps the sockets of waiting responses in an epoll set
+ * of its own, watching for the peer hanging up; it then marks the stream gone and wakes it, so
+ * the connection ends now (and a 2026-07-28 request is cancelled). */
+
+struct hup_slot {
+    struct hstream *st; /* +1, NULL when free */
+    int fd;             /* -1 once fired */
+    uint32_t gen;
+};
+
+struct hup {
+    int epfd;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    struct hup_slot *slots;
+    size_t n, cap;
+    size_t *free_list;
+    size_t nfree;
+};
+
+static void *hup_main(void *arg)
+{
+    struct hup *h = arg;
+    struct epoll_event ev[64];
+    while (!atomic_load(&h->stop)) {
+        int n = epoll_wait(h->epfd, ev, 64, 500);
+        for (int i = 0; i < n; i++) {
+            uint64_t id = ev[i].data.u64;
+            size_t slot = (size_t)(id & 0xffffffffu);
+            struct hstream *st = NULL;
+            pthread_mutex_lock(&h->mu);
+            if (slot < h->n && h->slots[slot].st != NULL && h->slots[slot].gen == (id >> 32) &&
+                h->slots[slot].fd >= 0) {
+                st = h->slots[slot].st;
+                hstream_ref(st);
+                epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->slots[slot].fd, NULL);
+                h->slots[slot].fd = -1;
+            }
+            pthread_mutex_unlock(&h->mu);
+            if (st == NULL)
+                continue;
+            pthread_mutex_lock(&st->mu);
+            st->gone = true;
+            pthread_mutex_unlock(&st->mu);
+            conn_wake(st);
+            hstream_unref(st);
+        }
+    }
+    return NULL;
+}
+
+static struct hup *hup_new(void)
+{
+    struct hup *h = xcalloc(1, sizeof(*h));
+    pthread_mutex_init(&h->mu, NULL);
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (h->epfd >= 0 && pthread_create(&h->thread, NULL, hup_main, h) == 0)
+        h->started = true;
+    return h;
+}
+
+static void hup_free(struct hup *h)
+{
+    if (h == NULL)
+        return;
+    atomic_store(&h->stop, true);
+    if (h->started)
+        pthread_join(h->thread, NULL);
+    for (size_t i = 0; i < h->n; i++)
+        hstream_unref(h->slots[i].st);
+    if (h->epfd >= 0)
+        close(h->epfd);
+    free(h->slots);
+    free(h->free_list);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+/* Watches r's socket; r->hup_id identifies the registration. */
+static void hup_watch(struct req *r, struct hstream *st)
+{
+    struct hup *h = r->hs->hup;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (h == NULL || !h->started || r->hup_id != 0 || ci == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    size_t slot;
+    if (h->nfree > 0) {
+        slot = h->free_list[--h->nfree];
+    } else {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 64;
+            h->slots = xrealloc(h->slots, h->cap * sizeof(*h->slots));
+            h->free_list = xrealloc(h->free_list, h->cap * sizeof(*h->free_list));
+        }
+        slot = h->n++;
+        h->slots[slot].gen = 0;
+    }
+    struct hup_slot *s = &h->slots[slot];
+    s->gen++;
+    s->st = st;
+    hstream_ref(st);
+    s->fd = ci->connect_fd;
+    uint64_t id = (uint64_t)s->gen << 32 | slot;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR, .data.u64 = id};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+        s->fd = -1; /* not watched; the keep-alive still finds the peer gone */
+    }
+    pthread_mutex_unlock(&h->mu);
+    r->hup_id = id;
+}
+
+static void hup_unwatch(struct http_server *hs, struct req *r)
+{
+    struct hup *h = hs->hup;
+    if (h == NULL || r->hup_id == 0)
+        return;
+    size_t slot = (size_t)(r->hup_id & 0xffffffffu);
+    struct hstream *st = NULL;
+    pthread_mutex_lock(&h->mu);
+    if (slot < h->n && h->slots[slot].gen == (r->hup_id >> 32) && h->slots[slot].st != NULL) {
+        if (h->slots[slot].fd >= 0)
+            epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->slots[slot].fd, NULL);
+        st = h->slots[slot].st;
+        h->slots[slot].st = NULL;
+        h->slots[slot].fd = -1;
+        h->free_list[h->nfree++] = slot;
+    }
+    pthread_mutex_unlock(&h->mu);
+    hstream_unref(st);
+    r->hup_id = 0;
+}
+
 /* ---- streams on connections ---- */
 
 /* The stream's wake hook: resume the connection if it waits for output. */
@@ -198,6 +341,10 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
         pthread_mutex_unlock(&st->mu);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
+    if (st->gone) {
+        pthread_mutex_unlock(&st->mu);
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* the peer left: close now */
+    }
     st->suspended = true;
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&st->mu);
@@ -214,11 +361,16 @@ static enum MHD_Result respond_from_stream(struct req *r)
         pthread_mutex_unlock(&st->mu);
         return send_rpc_error(r, 503, NULL, -32000, NULL, "Service Unavailable: shutting down");
     }
+    if (mode == HSTREAM_PENDING && st->gone) {
+        pthread_mutex_unlock(&st->mu);
+        return MHD_NO; /* the peer left while we waited: close the connection */
+    }
     if (mode == HSTREAM_PENDING) {
         /* Nothing yet: wait without holding a thread. */
         st->suspended = true;
         MHD_suspend_connection(r->conn);
         pthread_mutex_unlock(&st->mu);
+        hup_watch(r, st);
         return MHD_YES;
     }
     if (mode == HSTREAM_JSON) {
@@ -238,13 +390,14 @@ static enum MHD_Result respond_from_stream(struct req *r)
     }
     pthread_mutex_unlock(&st->mu);
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, r, NULL);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048, sse_reader, r, NULL);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     add_common_headers(r->hs, r, resp);
     r->status = 200;
     r->sse = true;
     http_streams_track(r->hs, r, true);
+    hup_watch(r, st);
     enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -885,36 +1038,61 @@ static enum MHD_Result sse_post(struct req *r)
 
 /* ---- OAuth ---- */
 
-struct query_acc {
-    json_t *obj;
-    bool repeated;
-    size_t n;
+/* Per connection: the raw query string of the current request, captured before libmicrohttpd
+ * decodes it (leniently), so the OAuth endpoints can parse it strictly. */
+struct conn_ctx {
+    char *raw_query; /* NULL: none; "\x01" when too long */
 };
 
-static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
 {
-    struct query_acc *q = cls;
-    if (++q->n > 64)
-        return MHD_NO;
-    if (json_object_get(q->obj, key) != NULL)
-        q->repeated = true;
-    if (value != NULL && jsonrpc_scan(value, strlen(value), 1, NULL) == 0)
-        json_object_set_new(q->obj, key, json_string(value));
-    else
-        q->repeated = true; /* not UTF-8: refuse the request the same way */
-    return MHD_YES;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = xcalloc(1, sizeof(struct conn_ctx));
+    } else {
+        struct conn_ctx *cc = *socket_context;
+        if (cc != NULL)
+            free(cc->raw_query);
+        free(cc);
+        *socket_context = NULL;
+    }
+}
+
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_ctx *cc = ci != NULL ? ci->socket_context : NULL;
+    if (cc != NULL) {
+        free(cc->raw_query);
+        const char *q = strchr(uri, '?');
+        cc->raw_query = q == NULL ? NULL : strlen(q + 1) > 16384 ? xstrdup("\x01") : xstrdup(q + 1);
+    }
+    return NULL;
 }
 
 static enum MHD_Result oauth_dispatch(struct req *r)
 {
-    struct query_acc q = {.obj = json_object()};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_ctx *cc = ci != NULL ? ci->socket_context : NULL;
+    const char *raw = cc != NULL ? cc->raw_query : NULL;
+    json_t *query = NULL;
+    char why[160];
+    const char *query_error = NULL;
+    if (raw != NULL && raw[0] == '\x01') {
+        query_error = "the query string is too long";
+    } else if (raw != NULL && form_parse(raw, strlen(raw), &query, why, sizeof(why)) != 0) {
+        query_error = why; /* bad escapes, repeated parameters, invalid UTF-8 */
+    }
+    if (query == NULL)
+        query = json_object();
     struct oauth_request oreq = {
         .method = r->method,
         .path = r->url,
-        .query = q.obj,
-        .query_repeated = q.repeated || q.n > 64,
+        .query = query,
+        .query_repeated = query_error != NULL,
+        .query_error = query_error,
         .body = r->body.data,
         .body_len = r->body.len,
         .content_type = header(r->conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -925,7 +1103,7 @@ static enum MHD_Result oauth_dispatch(struct req *r)
     };
     struct oauth_response o = {0};
     oauth_handle(r->hs->oauth, &oreq, &o);
-    json_decref(q.obj);
+    json_decref(query);
     return send_oauth(r, &o);
 }
 
@@ -1108,10 +1286,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     if (r->sse)
         http_streams_track(hs, r, false);
+    hup_unwatch(hs, r);
     struct hstream *st = r->st;
     if (st != NULL) {
         pthread_mutex_lock(&st->mu);
-        bool unfinished = !(st->final && st->out.len == 0) || st->standalone;
+        bool unfinished = !(st->final && st->out.len == 0) || st->standalone || st->gone;
         st->suspended = false;
         pthread_mutex_unlock(&st->mu);
         hstream_detach(st);
@@ -1211,8 +1390,11 @@ int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http
         {MHD_OPTION_HTTPS_MEM_KEY, 0, hs->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    hs->hup = hup_new();
     hs->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, hs, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
+        hs,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&hs->addr,
         MHD_OPTION_THREAD_POOL_SIZE, hs->o.threads, MHD_OPTION_CONNECTION_LIMIT,
         hs->o.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, hs->o.max_connections_per_ip,
@@ -1222,6 +1404,8 @@ int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http
         MHD_OPTION_ARRAY, hs->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     if (hs->d == NULL) {
         log_error("cannot listen on %s: %s", hs->o.listen, strerror(errno));
+        hup_free(hs->hup);
+        hs->hup = NULL;
         http_server_free(hs);
         return ERR_IO;
     }
@@ -1236,6 +1420,8 @@ int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http
         if (r != 0) {
             MHD_stop_daemon(hs->d);
             hs->d = NULL;
+            hup_free(hs->hup);
+            hs->hup = NULL;
             http_server_free(hs);
             return r;
         }
@@ -1256,6 +1442,8 @@ int http_serve(struct mcp_server *srv, const struct mcp_http_options *opts, http
     http_server_drain(hs);
     MHD_stop_daemon(hs->d);
     hs->d = NULL;
+    hup_free(hs->hup);
+    hs->hup = NULL;
     http_server_free(hs);
     log_info("stopped");
     return 0;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -22,6 +23,7 @@ enum route {
 enum phase { PHASE_BODY = 0, PHASE_ANSWER, PHASE_DONE };
 
 struct MHD_Daemon;
+struct hup;
 struct MHD_Connection;
 
 /* One HTTP request (libmicrohttpd's con_cls). */
@@ -49,6 +51,7 @@ struct req {
     struct oauth_principal who; /* the bearer's identity when OAuth is on */
     bool authed;
     struct req *tnext, *tprev; /* in hs->tracked while streaming */
+    uint64_t hup_id;          /* registration with the hang-up watcher, 0 if none */
 };
 
 struct http_metrics {
@@ -94,6 +97,7 @@ struct http_server {
 
     struct http_metrics m;
 
+    struct hup *hup;            /* watches waiting connections for the peer hanging up */
     struct oauth_server *oauth; /* NULL: no authentication (--no-auth) */
     json_t *tool_scopes;        /* tool name -> the scope it needs (default: the first offered) */
     char *default_scope;

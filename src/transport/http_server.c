@@ -625,6 +625,14 @@ void http_server_free(struct http_server *hs)
 {
     if (hs == NULL)
         return;
+    if (hs->timer_started) { /* an early failure: the drain did not run */
+        atomic_store(&hs->stopping, true);
+        pthread_mutex_lock(&hs->timer_mu);
+        pthread_cond_broadcast(&hs->timer_cv);
+        pthread_mutex_unlock(&hs->timer_mu);
+        pthread_join(hs->timer, NULL);
+        hs->timer_started = false;
+    }
     /* Sessions end: their handlers see cancellation and are waited for. */
     for (size_t i = 0; i < hs->table_cap; i++) {
         while (hs->table[i] != NULL) {
