@@ -7,7 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 debs=(build-essential cmake pkg-config clang curl
       libjansson-dev libssl-dev libcjose-dev libmicrohttpd-dev libcurl4-openssl-dev
-      libsqlite3-dev libpq-dev libargon2-dev libcmocka-dev libpcre2-dev libclang-rt-14-dev json-schema-test-suite)
+      libsqlite3-dev libpq-dev libargon2-dev libcmocka-dev libpcre2-dev libclang-rt-14-dev json-schema-test-suite
+      chromium)
 
 missing=()
 for p in "${debs[@]}"; do
