@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/xmalloc.h"
 
 /* One pass over the text: validate UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)
@@ -37,29 +38,9 @@ int jsonrpc_scan(const char *buf, size_t len, unsigned max_depth, size_t *offset
             i++;
             continue;
         }
-        size_t n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-        } else {
-            goto bad;
-        }
-        if (len - i < n)
-            goto bad;
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                goto bad;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+        uint32_t cp;
+        size_t n = utf8_decode(p + i, len - i, &cp);
+        if (n == 0)
             goto bad;
         i += n;
     }

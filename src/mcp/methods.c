@@ -428,16 +428,25 @@ static const char *name_param(struct mcp_ctx *ctx, json_t *params, const char *k
     return json_string_value(v);
 }
 
-static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
+/* params.name, and params.arguments when present must be an object; NULL after answering. */
+static const char *name_and_args(struct mcp_ctx *ctx, json_t *params)
 {
     const char *name = name_param(ctx, params, "name");
     if (name == NULL)
-        return;
+        return NULL;
     json_t *args = json_object_get(params, "arguments");
     if (args != NULL && !json_is_object(args) && !json_is_null(args)) {
         fail(ctx, JSONRPC_INVALID_PARAMS, NULL, "Invalid params: arguments must be an object");
-        return;
+        return NULL;
     }
+    return name;
+}
+
+static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
+{
+    const char *name = name_and_args(ctx, params);
+    if (name == NULL)
+        return;
     struct tool *t = server_tool_get(ctx->s->srv, name);
     if (t == NULL) {
         failf(ctx, JSONRPC_INVALID_PARAMS, NULL, "Unknown tool: %s", name);
@@ -460,14 +469,9 @@ static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
 
 static void m_prompts_get(struct mcp_ctx *ctx, json_t *params)
 {
-    const char *name = name_param(ctx, params, "name");
+    const char *name = name_and_args(ctx, params);
     if (name == NULL)
         return;
-    json_t *args = json_object_get(params, "arguments");
-    if (args != NULL && !json_is_object(args) && !json_is_null(args)) {
-        fail(ctx, JSONRPC_INVALID_PARAMS, NULL, "Invalid params: arguments must be an object");
-        return;
-    }
     struct prompt *p = server_prompt_get(ctx->s->srv, name);
     if (p == NULL) {
         failf(ctx, JSONRPC_INVALID_PARAMS, NULL, "Invalid params: unknown prompt: %s", name);

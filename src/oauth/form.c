@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/xmalloc.h"
 
 /* OAuth parameter names are short; a long one is an attack or a mistake. */
@@ -110,33 +111,13 @@ static const char *check_text(const char *text, size_t n, bool allow_newlines)
             i++;
             continue;
         }
-        size_t more;
         uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            cp = c & 0x07;
-        } else {
-            return "is not valid UTF-8";
-        }
-        if (n - i - 1 < more)
-            return "is not valid UTF-8";
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return "is not valid UTF-8";
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        size_t len = utf8_decode(s + i, n - i, &cp);
+        if (len == 0)
             return "is not valid UTF-8";
         if (cp >= 0x80 && cp <= 0x9f)
             return "contains a control character";
-        i += more + 1;
+        i += len;
     }
     return NULL;
 }
