@@ -28,7 +28,7 @@
 # Knobs (environment): BENCH_OAUTH_CHAINS (32), BENCH_OAUTH_SECONDS (10), BENCH_OAUTH_WARMUP
 # (1, seconds not counted at the start of each token run), BENCH_OAUTH_PER_ADDR (16),
 # BENCH_WRK_SECONDS (10), BENCH_WRK_WARMUP (2), BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS
-# (64), BENCH_PERF (1: perf record -g on mcpgate during its measured runs, into
+# (64), BENCH_PERF (1: perf record on each server during its measured run, into
 # build/bench/oauth/*.perf.data), MCPGATE.
 set -u
 
@@ -159,7 +159,9 @@ stop() { # PID
 perf_start() { # LABEL PID SECONDS
     perf_pid=""
     if [ "$perf_on" = 1 ] && command -v perf >/dev/null 2>&1; then
-        perf record -g -q -o "$out/$1.perf.data" -p "$2" -- sleep "$3" \
+        # DWARF call chains (the release build has no frame pointers) at a low frequency.
+        perf record --call-graph dwarf,16384 -F 499 -q -o "$out/$1.perf.data" -p "$2" \
+            -- sleep "$3" \
             >"$out/$1.perf.log" 2>&1 &
         perf_pid=$!
     fi
@@ -197,7 +199,8 @@ if start_mcpgate mcpgate-token "$tmp/a-mcpgate"; then
     if [ -z "$spass" ]; then
         fail 1 "mcpgate-token: no first-user password on stderr"
     elif python3 "$flows" chains mcpgate "http://127.0.0.1:$sport" "$chains" \
-        "$tmp/chains.mcpgate" --password "$spass" --src-base 127.0.0.2 2>"$out/mcpgate-token.flows"; then
+        "$tmp/chains.mcpgate" --password "$spass" --src-base 127.0.0.2 \
+        2>"$out/mcpgate-token.flows"; then
         token_run mcpgate-token "$sport" "$tmp/chains.mcpgate" 127.1.0.1 "$mp"
     else
         cat "$out/mcpgate-token.flows" >&2
@@ -211,16 +214,19 @@ fi
 if [ $have_gw = 1 ]; then
     g=$tmp/glewlwyd
     mkdir -p "$g"
-    gport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    gport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
     gurl=http://127.0.0.1:$gport
-    sqlite3 "$g/g.db" </usr/share/dbconfig-common/data/glewlwyd/install/sqlite3 ||
+    if ! sqlite3 "$g/g.db" </usr/share/dbconfig-common/data/glewlwyd/install/sqlite3; then
         fail 2 "glewlwyd: could not create its database"
+    fi
     sed -e "s|@PORT@|$gport|g" -e "s|@DB@|$g/g.db|g" "$top/bench/glewlwyd/glewlwyd.conf.in" \
         >"$g/glewlwyd.conf"
     # The plugin's ES256 key: a fresh P-256 key pair (PEM).
-    openssl ecparam -name prime256v1 -genkey -noout -out "$g/key.pem" 2>/dev/null &&
-        openssl ec -in "$g/key.pem" -pubout -out "$g/pub.pem" 2>/dev/null ||
+    if ! openssl ecparam -name prime256v1 -genkey -noout -out "$g/key.pem" 2>/dev/null ||
+        ! openssl ec -in "$g/key.pem" -pubout -out "$g/pub.pem" 2>/dev/null; then
         fail 2 "glewlwyd: openssl could not make an ES256 key"
+    fi
     (cd "$g" && exec glewlwyd -c "$g/glewlwyd.conf" -l WARNING) >"$out/glewlwyd.stderr" 2>&1 &
     gpid=$!
     pids="$pids $gpid"
@@ -286,7 +292,9 @@ function done(summary, latency, requests)
     io.write(string.format("checked=%d bad=%d\n", c, b))
 end
 EOF
-body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo",'
+body=$body'"arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":'
+body=$body'"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 
 # sample URL OUTFILE [HEADER...]: one tools/call with curl; prints the status.
 sample() {
@@ -394,13 +402,15 @@ function ratio(what, a, b, goal,   r) {
 }
 {
     delete v; kv($0, v)
-    if (v["part"] == "token") { tr[v["label"]] = v["rate_rps"]; t[v["label"]] = $0; to[++nt] = v["label"] }
+    if (v["part"] == "token") {
+        tr[v["label"]] = v["rate_rps"]; t[v["label"]] = $0; to[++nt] = v["label"]
+    }
     if (v["part"] == "wrk") { wr[v["label"]] = v["rps"]; w[v["label"]] = $0; wo[++nw] = v["label"] }
 }
 END {
     note = smoke ? "  [smoke run: figures are not meaningful]" : ""
-    printf "\ntoken endpoint: refresh_token grant with rotation, SQLite, %d chains, %ds (warm-up %ds)%s\n",
-        chains, tsec, twarm, note
+    printf "\ntoken endpoint: refresh_token grant with rotation, SQLite, %d chains, %ds " \
+        "(warm-up %ds)%s\n", chains, tsec, twarm, note
     printf "%-16s %10s %9s %9s %9s %9s %7s %8s\n", "server", "refresh/s", "p50 ms", "p99 ms",
         "max ms", "requests", "errors", "reuse ok"
     for (i = 1; i <= nt; i++) {
@@ -410,9 +420,10 @@ END {
             v["errors"], v["reuse_refused"] "/" (v["reuse_refused"] + v["reuse_accepted"])
     }
     ratio("mcpgate / glewlwyd", tr["mcpgate-token"], tr["glewlwyd-token"], 10)
-    printf "(reuse ok: rotated tokens refused when replayed after the run; source address changed every %d requests)\n", k
-    printf "\n/mcp tools/call echo (2026-07-28, stateless), keep-alive, wrk %d threads %d connections %ds (warm-up %ds)%s\n",
-        thr, con, dur, warm, note
+    printf "(reuse ok: rotated tokens refused when replayed after the run; a fresh source " \
+        "address every %d requests)\n", k
+    printf "\n/mcp tools/call echo (2026-07-28, stateless), keep-alive, wrk %d threads " \
+        "%d connections %ds (warm-up %ds)%s\n", thr, con, dur, warm, note
     printf "%-16s %10s %9s %9s %9s %5s\n", "server", "req/s", "p50 ms", "p99 ms", "checked", "bad"
     for (i = 1; i <= nw; i++) {
         delete v; kv(w[wo[i]], v)

@@ -73,6 +73,11 @@ void mcp_server_set_list_ttl(struct mcp_server *srv, long ttl_ms);
 typedef int (*mcp_tool_fn)(struct mcp_ctx *ctx, json_t *args, json_t **result /* OUT */,
                            void *udata);
 
+/* Tool flags. */
+#define MCP_TOOL_NONBLOCKING 1u /* the handler never waits (no sleep, no I/O wait, no
+                                   mcp_ctx_ask): it runs on the thread that received the
+                                   request, saving a hand-off to the worker pool */
+
 struct mcp_tool_def {
     const char *name;          /* 1-128 chars of [A-Za-z0-9_.-]; required */
     const char *title;         /* optional */
@@ -84,6 +89,7 @@ struct mcp_tool_def {
     const char *icons;         /* JSON text of an Icon array or NULL */
     mcp_tool_fn handler;       /* required */
     void *udata;
+    unsigned flags;            /* MCP_TOOL_* */
 };
 
 /* Adds a tool (the definition is copied). Sessions are told through list_changed. Returns
