@@ -6,7 +6,7 @@ ASAN := build/asan
 FUZZ := build/fuzz
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-release test-asan fuzz-smoke bench format clean
+.PHONY: all deps build build-deps run test test-release test-asan fuzz-smoke bench bench-smoke format clean
 
 all: build
 
@@ -25,8 +25,9 @@ run: build
 	@$(RELEASE)/mcpgate serve --tools demo
 
 # The whole suite: warnings as errors, then the same tests under ASan+UBSan, then a short
-# replay of every fuzz corpus with the sanitizers on.
-test: deps test-release test-asan fuzz-smoke
+# replay of every fuzz corpus with the sanitizers on, then a smoke run of every benchmark
+# (tiny counts: it checks they still run and get right answers, never their timing).
+test: deps test-release test-asan fuzz-smoke bench-smoke
 
 test-release:
 	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMCPGATE_WERROR=ON >/dev/null
@@ -45,7 +46,13 @@ fuzz-smoke:
 	@ctest --test-dir $(FUZZ) --output-on-failure -L fuzz -j$(JOBS)
 
 bench: build deps
+	@bench/deps.sh && bench/glewlwyd/install.sh
 	@bench/run.sh
+
+# The peers are installed first so that the smoke run skips nothing.
+bench-smoke: build
+	@bench/deps.sh && bench/glewlwyd/install.sh
+	@bench/run.sh --smoke
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
