@@ -619,6 +619,9 @@ void oauth_login(struct oauth_server *os, const struct oauth_request *req,
         oauth_audit(os, "login_failed", username, NULL, req->client_ip,
                     json_pack("{s:s}", "reason", "account waiting after failures"));
         login_page(os, req, resp, 429, cont, msg, username);
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)(u.locked_until - now));
+        oresp_header(resp, "Retry-After", ra);
         goto out;
     }
     /* An unknown user costs the same as a wrong password. */
