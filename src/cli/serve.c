@@ -58,6 +58,8 @@ static const char serve_usage[] =
     "  --no-dcr                 refuse dynamic client registration\n"
     "  --no-cimd                refuse client ID metadata documents\n"
     "  --cimd-allow-private     fetch CIMD documents from private addresses (testing)\n"
+    "  --cimd-cacert FILE       PEM CA certificates to verify CIMD servers with (replaces\n"
+    "                           libcurl's CA bundle; certificates are always verified)\n"
     "  --auto-approve-first-party  skip consent for pre-registered first-party clients\n"
     "\n"
     "Content:\n"
@@ -153,7 +155,7 @@ int cmd_serve(int argc, char **argv)
         O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
         O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
         O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
-        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_AUTOAPPROVE, O_KEEPALIVE
+        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -188,6 +190,7 @@ int cmd_serve(int argc, char **argv)
         {"no-dcr", no_argument, NULL, O_NODCR},
         {"no-cimd", no_argument, NULL, O_NOCIMD},
         {"cimd-allow-private", no_argument, NULL, O_CIMDPRIV},
+        {"cimd-cacert", required_argument, NULL, O_CIMDCA},
         {"auto-approve-first-party", no_argument, NULL, O_AUTOAPPROVE},
         {"tools", required_argument, NULL, O_TOOLS},
         {"instructions", required_argument, NULL, O_INSTR},
@@ -231,6 +234,7 @@ int cmd_serve(int argc, char **argv)
         case O_NODCR: auth.cfg.dcr = false; break;
         case O_NOCIMD: auth.cfg.cimd = false; break;
         case O_CIMDPRIV: auth.cfg.cimd_allow_private = true; break;
+        case O_CIMDCA: auth.cfg.cimd_cacert = optarg; break;
         case O_AUTOAPPROVE: auth.cfg.auto_approve_first_party = true; break;
         case O_ATTL:
         case O_RTTL:

@@ -33,6 +33,9 @@ struct oauth_config {
     bool dcr;                  /* dynamic client registration, default on (clients use it) */
     bool cimd;                 /* client ID metadata documents, default on */
     bool cimd_allow_private;   /* fetch CIMD from private/loopback addresses (tests) */
+    const char *cimd_cacert;   /* PEM file of CAs for CIMD fetches (CURLOPT_CAINFO: replaces
+                                * libcurl's bundle, its CA directory still applies); NULL: the
+                                * system store. Borrowed: must outlive the server */
     bool auto_approve_first_party; /* skip consent for pre-registered first-party clients */
 };
 
