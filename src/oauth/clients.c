@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -909,6 +910,64 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc, in
 
 #endif
 
+/* Fetching a document takes an HTTP thread for up to the timeout, and anyone can name a URL:
+ * failures are remembered for a while, and only a few fetches run at once. */
+#define CIMD_FAIL_SLOTS 256
+#define CIMD_FAIL_TTL 30
+#define CIMD_CONCURRENT 2
+
+struct cimd_fail {
+    unsigned char url_hash[CRYPTO_SHA256_LEN];
+    int64_t until;
+    char reason[160];
+};
+
+static pthread_mutex_t cimd_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cimd_fail cimd_fails[CIMD_FAIL_SLOTS];
+static unsigned cimd_running;
+
+static struct cimd_fail *cimd_fail_slot(const unsigned char h[CRYPTO_SHA256_LEN])
+{
+    size_t i;
+    memcpy(&i, h, sizeof(i));
+    return &cimd_fails[i % CIMD_FAIL_SLOTS];
+}
+
+/* true (with the reason) when url failed recently; else takes a fetch slot if one is free. */
+static bool cimd_refused(const char *url, int64_t now, unsigned char h[CRYPTO_SHA256_LEN],
+                         char *w, size_t wl)
+{
+    crypto_sha256(url, strlen(url), h);
+    bool refused = false;
+    pthread_mutex_lock(&cimd_mu);
+    struct cimd_fail *f = cimd_fail_slot(h);
+    if (f->until > now && crypto_equal(f->url_hash, h, CRYPTO_SHA256_LEN)) {
+        why(w, wl, "%s (failed %lld s ago; not retried for %d s)", f->reason,
+            (long long)(CIMD_FAIL_TTL - (f->until - now)), CIMD_FAIL_TTL);
+        refused = true;
+    } else if (cimd_running >= CIMD_CONCURRENT) {
+        why(w, wl, "too many client metadata documents are being fetched; try again shortly");
+        refused = true;
+    } else {
+        cimd_running++;
+    }
+    pthread_mutex_unlock(&cimd_mu);
+    return refused;
+}
+
+static void cimd_done(const unsigned char h[CRYPTO_SHA256_LEN], int64_t now, const char *failure)
+{
+    pthread_mutex_lock(&cimd_mu);
+    cimd_running--;
+    if (failure != NULL) {
+        struct cimd_fail *f = cimd_fail_slot(h);
+        memcpy(f->url_hash, h, CRYPTO_SHA256_LEN);
+        f->until = now + CIMD_FAIL_TTL;
+        snprintf(f->reason, sizeof(f->reason), "%s", failure);
+    }
+    pthread_mutex_unlock(&cimd_mu);
+}
+
 static int cimd_lookup(struct oauth_server *os, const char *url, struct store_client *out, char *w,
                        size_t wl)
 {
@@ -931,8 +990,14 @@ static int cimd_lookup(struct oauth_server *os, const char *url, struct store_cl
     }
     store_client_clear(out);
     memset(out, 0, sizeof(*out));
+    unsigned char h[CRYPTO_SHA256_LEN];
+    if (cimd_refused(url, now, h, w, wl)) {
+        log_debug("oauth: client %s: %s", url, w ? w : "refused");
+        return ERR_INVALID;
+    }
     if ((r = cimd_fetch(os, url, &doc, &ttl, w, wl)) != 0) {
         log_debug("oauth: client %s: %s", url, w ? w : "fetch failed");
+        cimd_done(h, now, w && w[0] ? w : "the metadata document could not be fetched");
         return r;
     }
     bool bad_redirect;
@@ -940,8 +1005,10 @@ static int cimd_lookup(struct oauth_server *os, const char *url, struct store_cl
         why(w, wl, "client metadata document: %s", sub);
         log_debug("oauth: client %s: invalid metadata document: %s", url, sub);
         json_decref(doc);
+        cimd_done(h, now, w && w[0] ? w : "invalid metadata document");
         return ERR_INVALID;
     }
+    cimd_done(h, now, NULL);
     out->client_id = xstrdup(url);
     out->kind = CLIENT_CIMD;
     out->metadata = doc;
