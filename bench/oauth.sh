@@ -364,7 +364,11 @@ if [ $have_wrk = 1 ]; then
     if start_mcpgate mcpgate-auth "$tmp/b-auth"; then
         ap=$spid
         url=http://127.0.0.1:$sport/mcp
-        if tok=$(python3 "$flows" cc-token "http://127.0.0.1:$sport"); then
+        creds=$("$mcpgate" client add --name bench --confidential \
+            --grant-type client_credentials --db "sqlite:$tmp/b-auth/m.db" 2>/dev/null)
+        cid=$(printf '%s\n' "$creds" | sed -n 's/^client_id: //p')
+        csecret=$(printf '%s\n' "$creds" | sed -n 's/^client_secret: //p')
+        if tok=$(python3 "$flows" cc-token "http://127.0.0.1:$sport" "$cid" "$csecret"); then
             s0=$(sample "$url" "$tmp/s-anon")
             s=$(sample "$url" "$tmp/s-auth" -H "Authorization: Bearer $tok")
             if [ "$s0" != 401 ]; then

@@ -21,7 +21,8 @@ refresh tokens, on mcpgate and on Glewlwyd. Standard library only (http.client: 
         and the remembered consent. Glewlwyd: POST /api/auth/ (cookie), PUT /api/auth/grant/
         bench/ (the user's consent), GET /api/oidc/auth?g_continue&... -> code.
     flows.py cc-token URL
-        mcpgate: registers a client with DCR and prints a client_credentials access token.
+        mcpgate: with a client added by `mcpgate client add`, prints a client_credentials
+        access token.
 
 Exit status: 0 on success, 1 when a server answers wrongly (the message says which step).
 """
@@ -260,9 +261,10 @@ def main(argv):
     if len(argv) >= 4 and argv[0] == "glewlwyd-setup":
         glewlwyd_setup(argv[1], argv[2], argv[3])
         return 0
-    if len(argv) >= 2 and argv[0] == "cc-token":
-        url = argv[1]
-        cid, secret = mcpgate_register(url, ["client_credentials"])
+    if len(argv) >= 4 and argv[0] == "cc-token":
+        # client_credentials is for clients an administrator registered (mcpgate client add):
+        # oauth.sh registers one and passes its id and secret.
+        url, cid, secret = argv[1], argv[2], argv[3]
         _, data = request(url, "POST", "/token", form({"grant_type": "client_credentials"}),
                           {"Content-Type": "application/x-www-form-urlencoded",
                            "Authorization": basic(cid, secret)}, want=200,
