@@ -27,6 +27,7 @@ struct tool {
     mcp_tool_fn fn;
     void *udata;
     unsigned flags;
+    bool param_headers; /* some property carries x-mcp-header (SEP-2243) */
 };
 
 struct resource {
@@ -74,6 +75,8 @@ struct mcp_server {
     void *complete_udata;
     mcp_call_hook_fn call_hook;
     void *call_hook_arg;
+
+    json_t *info;                /* serverInfo, built once (immutable once serving) */
 
     pthread_mutex_t sessions_mu; /* guards the session list and the pool's creation */
     struct mcp_session *sessions;

@@ -58,6 +58,7 @@ void mcp_server_free(struct mcp_server *srv)
     free(srv->resources.items);
     free(srv->templates.items);
     free(srv->prompts.items);
+    json_decref(srv->info);
     crypto_wipe(srv->state_key, sizeof(srv->state_key));
     pthread_rwlock_destroy(&srv->reg_lock);
     pthread_mutex_destroy(&srv->sessions_mu);
@@ -72,6 +73,8 @@ void mcp_server_set_title(struct mcp_server *srv, const char *title)
 {
     free(srv->title);
     srv->title = title ? xstrdup(title) : NULL;
+    json_decref(srv->info); /* rebuilt on next use */
+    srv->info = NULL;
 }
 
 void mcp_server_set_instructions(struct mcp_server *srv, const char *instructions)
@@ -274,6 +277,12 @@ int mcp_tool_add(struct mcp_server *srv, const struct mcp_tool_def *def)
         goto out;
     if (outs != NULL && (r = compile_schema(outs, "outputSchema", def->name, &t->out_schema)) != 0)
         goto out;
+    const char *pk;
+    json_t *pv;
+    json_object_foreach(json_object_get(in, "properties"), pk, pv) {
+        if (json_is_string(json_object_get(pv, "x-mcp-header")))
+            t->param_headers = true;
+    }
     t->listing = json_pack("{s:s}", "name", def->name);
     set_str(t->listing, "title", def->title);
     set_str(t->listing, "description", def->description);
@@ -599,8 +608,14 @@ json_t *server_capabilities(struct mcp_server *srv)
 
 json_t *server_info(struct mcp_server *srv)
 {
-    json_t *info = json_pack("{s:s, s:s}", "name", srv->name, "version", srv->version);
-    set_str(info, "title", srv->title);
+    /* Sent with every 2026-07-28 result: built once, shared (read-only) by reference. */
+    pthread_mutex_lock(&srv->sessions_mu);
+    if (srv->info == NULL) {
+        srv->info = json_pack("{s:s, s:s}", "name", srv->name, "version", srv->version);
+        set_str(srv->info, "title", srv->title);
+    }
+    json_t *info = json_incref(srv->info);
+    pthread_mutex_unlock(&srv->sessions_mu);
     return info;
 }
 

@@ -634,6 +634,10 @@ static const char *check_param_headers(struct req *r, json_t *params, char *why,
     struct tool *t = name ? server_tool_get(r->hs->srv, name) : NULL;
     if (t == NULL)
         return NULL; /* the engine answers unknown tools */
+    if (!t->param_headers) {
+        tool_unref(t);
+        return NULL;
+    }
     json_t *props = json_object_get(json_object_get(t->listing, "inputSchema"), "properties");
     json_t *args = json_object_get(params, "arguments");
     const char *key;
