@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/reason.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
 
@@ -28,35 +29,6 @@
 #define PRM_WELL_KNOWN "/.well-known/oauth-protected-resource"
 #define AS_WELL_KNOWN "/.well-known/oauth-authorization-server"
 #define OIDC_WELL_KNOWN "/.well-known/openid-configuration"
-
-static void why(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void why(char *buf, size_t len, const char *fmt, ...)
-{
-    if (buf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies untrusted text for quoting in a reason: printable ASCII only (anything else, and the
- * quote characters, become '?'), cut at WHY_QUOTE_MAX bytes. */
-static void display(const char *s, char out[WHY_QUOTE_MAX + 4])
-{
-    size_t i;
-    for (i = 0; s[i] != '\0' && i < WHY_QUOTE_MAX; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool ok = c >= 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\';
-        out[i] = ok ? (char)c : '?';
-    }
-    if (s[i] != '\0') {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
 
 /* ---- WWW-Authenticate (RFC 9110 11.6.1, 11.2-11.4, 5.6) ---- */
 
@@ -539,20 +511,21 @@ static int check_as_url(json_t *v, const char *field, bool identifier, char *w, 
     struct url u;
     char shown[WHY_QUOTE_MAX + 4];
     if (!json_is_string(v)) {
-        why(w, wl, "%s: must be a string", field);
+        reason_set(w, wl, "%s: must be a string", field);
         return ERR_INVALID;
     }
-    display(json_string_value(v), shown);
+    reason_quote(json_string_value(v), WHY_QUOTE_MAX, shown);
     if (!url_parse(json_string_value(v), &u)) {
-        why(w, wl, "%s: '%s' is not an absolute http(s) URL", field, shown);
+        reason_set(w, wl, "%s: '%s' is not an absolute http(s) URL", field, shown);
         return ERR_INVALID;
     }
     if (!u.https && !is_loopback(&u)) {
-        why(w, wl, "%s: '%s' must use https (http only for a loopback host)", field, shown);
+        reason_set(w, wl, "%s: '%s' must use https (http only for a loopback host)", field, shown);
         return ERR_INVALID;
     }
     if (u.fragment || (identifier && u.query != NULL)) {
-        why(w, wl, "%s: '%s' must not have a %s", field, shown, u.fragment ? "fragment" : "query");
+        reason_set(w, wl, "%s: '%s' must not have a %s", field, shown,
+                   u.fragment ? "fragment" : "query");
         return ERR_INVALID;
     }
     return 0;
@@ -565,50 +538,50 @@ int discovery_prm_check(json_t *prm, const char *server_url, char *w, size_t wl)
     char a[WHY_QUOTE_MAX + 4], b[WHY_QUOTE_MAX + 4];
     int r = ERR_INVALID;
 
-    why(w, wl, "%s", "");
+    reason_set(w, wl, "%s", "");
     if (!url_parse(server_url, &su)) {
-        display(server_url != NULL ? server_url : "(null)", a);
-        why(w, wl, "server URL '%s' is not an absolute http(s) URL", a);
+        reason_quote(server_url != NULL ? server_url : "(null)", WHY_QUOTE_MAX, a);
+        reason_set(w, wl, "server URL '%s' is not an absolute http(s) URL", a);
         goto out;
     }
     if (!json_is_object(prm)) {
-        why(w, wl, "protected resource metadata must be a JSON object");
+        reason_set(w, wl, "protected resource metadata must be a JSON object");
         goto out;
     }
     json_t *res = json_object_get(prm, "resource");
     if (res == NULL) {
-        why(w, wl, "resource: missing");
+        reason_set(w, wl, "resource: missing");
         goto out;
     }
     if (!json_is_string(res)) {
-        why(w, wl, "resource: must be a string");
+        reason_set(w, wl, "resource: must be a string");
         goto out;
     }
-    display(json_string_value(res), a);
-    display(server_url, b);
+    reason_quote(json_string_value(res), WHY_QUOTE_MAX, a);
+    reason_quote(server_url, WHY_QUOTE_MAX, b);
     if (!url_parse(json_string_value(res), &ru)) {
-        why(w, wl, "resource: '%s' is not an absolute http(s) URL", a);
+        reason_set(w, wl, "resource: '%s' is not an absolute http(s) URL", a);
         goto out;
     }
     if (ru.fragment) {
-        why(w, wl, "resource: '%s' must not have a fragment", a);
+        reason_set(w, wl, "resource: '%s' must not have a fragment", a);
         goto out;
     }
     want = url_canonical(&su, true);
     got = url_canonical(&ru, true);
     if (want == NULL || got == NULL || strcmp(want, got) != 0) {
-        why(w, wl, "resource: '%s' does not match the server URL '%s'", a, b);
+        reason_set(w, wl, "resource: '%s' does not match the server URL '%s'", a, b);
         goto out;
     }
 
     json_t *as = json_object_get(prm, "authorization_servers"), *v;
     size_t i;
     if (as == NULL) {
-        why(w, wl, "authorization_servers: missing");
+        reason_set(w, wl, "authorization_servers: missing");
         goto out;
     }
     if (!json_is_array(as) || json_array_size(as) == 0) {
-        why(w, wl, "authorization_servers: must be a non-empty array");
+        reason_set(w, wl, "authorization_servers: must be a non-empty array");
         goto out;
     }
     json_array_foreach (as, i, v) {
@@ -622,12 +595,12 @@ int discovery_prm_check(json_t *prm, const char *server_url, char *w, size_t wl)
     json_t *sc = json_object_get(prm, "scopes_supported");
     if (sc != NULL) {
         if (!json_is_array(sc)) {
-            why(w, wl, "scopes_supported: must be an array of strings");
+            reason_set(w, wl, "scopes_supported: must be an array of strings");
             goto out;
         }
         json_array_foreach (sc, i, v) {
             if (!json_is_string(v)) {
-                why(w, wl, "scopes_supported: must be an array of strings");
+                reason_set(w, wl, "scopes_supported: must be an array of strings");
                 goto out;
             }
         }
@@ -655,31 +628,31 @@ int discovery_as_check(json_t *asm_doc, const char *issuer, char *w, size_t wl)
     char a[WHY_QUOTE_MAX + 4], b[WHY_QUOTE_MAX + 4];
     int r;
 
-    why(w, wl, "%s", "");
+    reason_set(w, wl, "%s", "");
     if (!json_is_object(asm_doc)) {
-        why(w, wl, "authorization server metadata must be a JSON object");
+        reason_set(w, wl, "authorization server metadata must be a JSON object");
         return ERR_INVALID;
     }
     json_t *iss = json_object_get(asm_doc, "issuer");
     if (iss == NULL) {
-        why(w, wl, "issuer: missing");
+        reason_set(w, wl, "issuer: missing");
         return ERR_INVALID;
     }
     if (!json_is_string(iss)) {
-        why(w, wl, "issuer: must be a string");
+        reason_set(w, wl, "issuer: must be a string");
         return ERR_INVALID;
     }
     if (issuer == NULL || strcmp(json_string_value(iss), issuer) != 0) {
-        display(json_string_value(iss), a);
-        display(issuer != NULL ? issuer : "(null)", b);
-        why(w, wl, "issuer: '%s' does not match the expected issuer '%s'", a, b);
+        reason_quote(json_string_value(iss), WHY_QUOTE_MAX, a);
+        reason_quote(issuer != NULL ? issuer : "(null)", WHY_QUOTE_MAX, b);
+        reason_set(w, wl, "issuer: '%s' does not match the expected issuer '%s'", a, b);
         return ERR_INVALID;
     }
     static const char *const endpoints[] = {"authorization_endpoint", "token_endpoint"};
     for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
         json_t *v = json_object_get(asm_doc, endpoints[i]);
         if (v == NULL) {
-            why(w, wl, "%s: missing", endpoints[i]);
+            reason_set(w, wl, "%s: missing", endpoints[i]);
             return ERR_INVALID;
         }
         if ((r = check_as_url(v, endpoints[i], false, w, wl)) != 0)
@@ -691,30 +664,30 @@ int discovery_as_check(json_t *asm_doc, const char *issuer, char *w, size_t wl)
 
     json_t *ccm = json_object_get(asm_doc, "code_challenge_methods_supported");
     if (ccm == NULL) {
-        why(w, wl,
+        reason_set(w, wl,
             "code_challenge_methods_supported: missing (the server does not advertise "
             "PKCE, which MCP requires)");
         return ERR_INVALID;
     }
     if (!json_is_array(ccm)) {
-        why(w, wl, "code_challenge_methods_supported: must be an array");
+        reason_set(w, wl, "code_challenge_methods_supported: must be an array");
         return ERR_INVALID;
     }
     if (!array_has_string(ccm, "S256")) {
-        why(w, wl, "code_challenge_methods_supported: does not contain S256");
+        reason_set(w, wl, "code_challenge_methods_supported: does not contain S256");
         return ERR_INVALID;
     }
     json_t *rt = json_object_get(asm_doc, "response_types_supported");
     if (rt == NULL) {
-        why(w, wl, "response_types_supported: missing");
+        reason_set(w, wl, "response_types_supported: missing");
         return ERR_INVALID;
     }
     if (!json_is_array(rt)) {
-        why(w, wl, "response_types_supported: must be an array");
+        reason_set(w, wl, "response_types_supported: must be an array");
         return ERR_INVALID;
     }
     if (!array_has_string(rt, "code")) {
-        why(w, wl, "response_types_supported: does not contain code");
+        reason_set(w, wl, "response_types_supported: does not contain code");
         return ERR_INVALID;
     }
     return 0;

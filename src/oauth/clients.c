@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "core/reason.h"
 #include "core/buf.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -45,36 +46,6 @@
 #define CIMD_TTL_MIN 60
 #define CIMD_TTL_MAX 86400
 #define CIMD_TTL_DEFAULT 3600
-
-static void why(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void why(char *buf, size_t len, const char *fmt, ...)
-{
-    if (buf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies s for quoting in a reason: printable ASCII only (anything else, and quote characters,
- * become '?'), cut at SHOWN_MAX bytes. */
-static const char *shown(const char *s, char out[SHOWN_MAX + 4])
-{
-    size_t i;
-    for (i = 0; s[i] != '\0' && i < SHOWN_MAX; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool ok = c >= 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\';
-        out[i] = ok ? (char)c : '?';
-    }
-    if (s[i] != '\0') {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-    return out;
-}
 
 /* ---- URIs ---- */
 
@@ -377,25 +348,26 @@ static bool check_enum_array(json_t *a, const char *name, const char *const allo
     size_t i;
     json_t *v;
     if (!json_is_array(a)) {
-        why(w, wl, "%s: must be an array of strings", name);
+        reason_set(w, wl, "%s: must be an array of strings", name);
         return false;
     }
     json_array_foreach (a, i, v) {
         const char *s = json_string_value(v);
         bool known = false;
         if (s == NULL) {
-            why(w, wl, "%s[%zu]: must be a string", name, i);
+            reason_set(w, wl, "%s[%zu]: must be a string", name, i);
             return false;
         }
         for (size_t k = 0; allowed[k] != NULL; k++)
             known = known || strcmp(s, allowed[k]) == 0;
         if (!known) {
-            why(w, wl, "%s[%zu]: '%s' is not supported (%s)", name, i, shown(s, sh), hint);
+            reason_set(w, wl, "%s[%zu]: '%s' is not supported (%s)", name, i,
+                       reason_quote(s, SHOWN_MAX, sh), hint);
             return false;
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(json_string_value(json_array_get(a, k)), s) == 0) {
-                why(w, wl, "%s[%zu]: '%s' appears twice", name, i, s);
+                reason_set(w, wl, "%s[%zu]: '%s' appears twice", name, i, s);
                 return false;
             }
         }
@@ -409,33 +381,33 @@ static bool check_redirect_uris(json_t *uris, bool required, char *w, size_t wl)
     json_t *v;
     if (uris == NULL) {
         if (required)
-            why(w, wl, "redirect_uris: required for the authorization_code grant");
+            reason_set(w, wl, "redirect_uris: required for the authorization_code grant");
         return !required;
     }
     if (!json_is_array(uris)) {
-        why(w, wl, "redirect_uris: must be an array of strings");
+        reason_set(w, wl, "redirect_uris: must be an array of strings");
         return false;
     }
     if (json_array_size(uris) == 0 && required) {
-        why(w, wl, "redirect_uris: must not be empty");
+        reason_set(w, wl, "redirect_uris: must not be empty");
         return false;
     }
     if (json_array_size(uris) > REDIRECT_URIS_MAX) {
-        why(w, wl, "redirect_uris: at most %d are allowed", REDIRECT_URIS_MAX);
+        reason_set(w, wl, "redirect_uris: at most %d are allowed", REDIRECT_URIS_MAX);
         return false;
     }
     json_array_foreach (uris, i, v) {
         const char *s = json_string_value(v), *err = "bad";
         if (s == NULL) {
-            why(w, wl, "redirect_uris[%zu]: must be a string", i);
+            reason_set(w, wl, "redirect_uris[%zu]: must be a string", i);
             return false;
         }
         if (json_string_length(v) > URI_MAX) {
-            why(w, wl, "redirect_uris[%zu]: longer than %d characters", i, URI_MAX);
+            reason_set(w, wl, "redirect_uris[%zu]: longer than %d characters", i, URI_MAX);
             return false;
         }
         if (strlen(s) != json_string_length(v) || !redirect_uri_valid(s, &err)) {
-            why(w, wl, "redirect_uris[%zu]: %s", i, err);
+            reason_set(w, wl, "redirect_uris[%zu]: %s", i, err);
             return false;
         }
     }
@@ -451,19 +423,19 @@ static bool check_https_member(json_t *meta, const char *name, char *w, size_t w
     if (v == NULL)
         return true;
     if (s == NULL || json_string_length(v) > URI_MAX || strlen(s) != json_string_length(v)) {
-        why(w, wl, "%s: must be a URL of at most %d characters", name, URI_MAX);
+        reason_set(w, wl, "%s: must be a URL of at most %d characters", name, URI_MAX);
         return false;
     }
     if (strncasecmp(s, "https:", 6) != 0) {
-        why(w, wl, "%s: must be an https URL", name);
+        reason_set(w, wl, "%s: must be an https URL", name);
         return false;
     }
     if (!uri_parse(s, &u, &err)) {
-        why(w, wl, "%s: %s", name, err);
+        reason_set(w, wl, "%s: %s", name, err);
         return false;
     }
     if (!u.https) {
-        why(w, wl, "%s: must be an https URL", name);
+        reason_set(w, wl, "%s: must be an https URL", name);
         return false;
     }
     return true;
@@ -476,8 +448,9 @@ static bool check_text_member(json_t *meta, const char *name, size_t max, char *
     if (v == NULL)
         return true;
     if (s == NULL || strlen(s) != json_string_length(v) || text_chars(s) > max) {
-        why(w, wl, "%s: must be a string of at most %zu characters, without control characters",
-            name, max);
+        reason_set(w, wl,
+                   "%s: must be a string of at most %zu characters, without control characters",
+                   name, max);
         return false;
     }
     return true;
@@ -491,13 +464,13 @@ static bool check_scope(json_t *meta, char *w, size_t wl)
     if (v == NULL)
         return true;
     if (s == NULL || json_string_length(v) > SCOPE_MAX) {
-        why(w, wl, "scope: must be a string of at most %d characters", SCOPE_MAX);
+        reason_set(w, wl, "scope: must be a string of at most %d characters", SCOPE_MAX);
         return false;
     }
     for (size_t i = 0; i < json_string_length(v); i++) {
         unsigned char c = (unsigned char)s[i];
         if (c != ' ' && (c < 0x21 || c > 0x7e || c == '"' || c == '\\')) {
-            why(w, wl, "scope: contains a character not allowed in a scope");
+            reason_set(w, wl, "scope: contains a character not allowed in a scope");
             return false;
         }
     }
@@ -511,13 +484,14 @@ static bool check_contacts(json_t *meta, char *w, size_t wl)
     if (a == NULL)
         return true;
     if (!json_is_array(a) || json_array_size(a) > CONTACTS_MAX) {
-        why(w, wl, "contacts: must be an array of at most %d strings", CONTACTS_MAX);
+        reason_set(w, wl, "contacts: must be an array of at most %d strings", CONTACTS_MAX);
         return false;
     }
     json_array_foreach (a, i, v) {
         const char *s = json_string_value(v);
         if (s == NULL || strlen(s) != json_string_length(v) || text_chars(s) > CONTACT_MAX) {
-            why(w, wl, "contacts[%zu]: must be a string of at most %d characters", i, CONTACT_MAX);
+            reason_set(w, wl, "contacts[%zu]: must be a string of at most %d characters", i,
+                       CONTACT_MAX);
             return false;
         }
     }
@@ -538,7 +512,7 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
 
     *bad_redirect = false;
     if (!json_is_object(meta)) {
-        why(w, wl, "client metadata must be a JSON object");
+        reason_set(w, wl, "client metadata must be a JSON object");
         return ERR_INVALID;
     }
 
@@ -553,21 +527,21 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
     const char *method = json_string_value(m);
     bool known = false;
     if (method == NULL) {
-        why(w, wl, "token_endpoint_auth_method: must be a string");
+        reason_set(w, wl, "token_endpoint_auth_method: must be a string");
         return ERR_INVALID;
     }
     for (size_t k = 0; methods[k] != NULL; k++)
         known = known || strcmp(method, methods[k]) == 0;
     if (!known) {
-        why(w, wl,
+        reason_set(w, wl,
             "token_endpoint_auth_method: '%s' is not supported (none, client_secret_basic, "
             "client_secret_post)",
-            shown(method, sh));
+            reason_quote(method, SHOWN_MAX, sh));
         return ERR_INVALID;
     }
     bool public_client = strcmp(method, "none") == 0;
     if (cimd_url != NULL && !public_client) {
-        why(w, wl,
+        reason_set(w, wl,
             "token_endpoint_auth_method: a client ID metadata document supports only none, "
             "not %s",
             method);
@@ -586,7 +560,7 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
                           "authorization_code, refresh_token, client_credentials", w, wl))
         return ERR_INVALID;
     if (json_array_size(gt) == 0) {
-        why(w, wl, "grant_types: must not be empty");
+        reason_set(w, wl, "grant_types: must not be empty");
         return ERR_INVALID;
     }
     bool authz_code = array_has(gt, "authorization_code");
@@ -598,15 +572,15 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
     if (!check_enum_array(rt, "response_types", responses, "only code", w, wl))
         return ERR_INVALID;
     if (authz_code && !array_has(rt, "code")) {
-        why(w, wl, "response_types: authorization_code in grant_types needs code");
+        reason_set(w, wl, "response_types: authorization_code in grant_types needs code");
         return ERR_INVALID;
     }
     if (!authz_code && array_has(rt, "code")) {
-        why(w, wl, "grant_types: response_types code needs authorization_code");
+        reason_set(w, wl, "grant_types: response_types code needs authorization_code");
         return ERR_INVALID;
     }
     if (public_client && array_has(gt, "client_credentials")) {
-        why(w, wl,
+        reason_set(w, wl,
             "grant_types: client_credentials needs a client secret (token_endpoint_auth_method "
             "is none)");
         return ERR_INVALID;
@@ -620,7 +594,7 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
     json_t *at = json_object_get(meta, "application_type");
     if (at != NULL && (!json_is_string(at) || (strcmp(json_string_value(at), "web") != 0 &&
                                                strcmp(json_string_value(at), "native") != 0))) {
-        why(w, wl, "application_type: must be web or native");
+        reason_set(w, wl, "application_type: must be web or native");
         return ERR_INVALID;
     }
     if (!check_text_member(meta, "client_name", CLIENT_NAME_MAX, w, wl) ||
@@ -636,12 +610,12 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
     if (cimd_url != NULL) {
         const char *id = json_string_value(json_object_get(meta, "client_id"));
         if (id == NULL || strcmp(id, cimd_url) != 0) {
-            why(w, wl, "client_id: must equal the URL of the metadata document");
+            reason_set(w, wl, "client_id: must equal the URL of the metadata document");
             return ERR_INVALID;
         }
         if (json_object_get(meta, "client_secret") != NULL ||
             json_object_get(meta, "client_secret_expires_at") != NULL) {
-            why(w, wl, "client_secret: not allowed in a client ID metadata document");
+            reason_set(w, wl, "client_secret: not allowed in a client ID metadata document");
             return ERR_INVALID;
         }
     }
@@ -825,7 +799,7 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc /* 
     buf_init(&f.body, BODY_MAX);
     pthread_once(&curl_once, curl_init_once);
     if ((h = curl_easy_init()) == NULL) {
-        why(w, wl, "client metadata document: cannot start a fetch");
+        reason_set(w, wl, "client metadata document: cannot start a fetch");
         r = ERR_INTERNAL;
         goto out;
     }
@@ -859,33 +833,34 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc /* 
 
     CURLcode res = curl_easy_perform(h);
     if (f.refused) {
-        why(w, wl,
+        reason_set(w, wl,
             "client metadata document: its host resolves to a private or loopback "
             "address");
         goto out;
     }
     if (f.toobig || res == CURLE_FILESIZE_EXCEEDED) {
-        why(w, wl, "client metadata document: larger than %d bytes", BODY_MAX);
+        reason_set(w, wl, "client metadata document: larger than %d bytes", BODY_MAX);
         goto out;
     }
     if (res != CURLE_OK) {
-        why(w, wl, "client metadata document: fetch failed (%s)", curl_easy_strerror(res));
+        reason_set(w, wl, "client metadata document: fetch failed (%s)", curl_easy_strerror(res));
         goto out;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 300 && status < 400) {
-        why(w, wl, "client metadata document: HTTP %ld (redirects are not followed)", status);
+        reason_set(w, wl, "client metadata document: HTTP %ld (redirects are not followed)",
+                   status);
         goto out;
     }
     if (status != 200) {
-        why(w, wl, "client metadata document: HTTP %ld", status);
+        reason_set(w, wl, "client metadata document: HTTP %ld", status);
         goto out;
     }
     *doc = json_loadb(f.body.data ? f.body.data : "", f.body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(*doc)) {
         json_decref(*doc);
         *doc = NULL;
-        why(w, wl, "client metadata document: not a JSON object");
+        reason_set(w, wl, "client metadata document: not a JSON object");
         goto out;
     }
     long t = f.no_store ? CIMD_TTL_MIN : f.max_age >= 0 ? f.max_age : CIMD_TTL_DEFAULT;
@@ -904,7 +879,7 @@ static int cimd_fetch(struct oauth_server *os, const char *url, json_t **doc, in
                       size_t wl)
 {
     *doc = NULL;
-    why(w, wl, "client metadata documents are not supported by this build (no libcurl)");
+    reason_set(w, wl, "client metadata documents are not supported by this build (no libcurl)");
     return ERR_INVALID;
 }
 
@@ -942,11 +917,12 @@ static bool cimd_refused(const char *url, int64_t now, unsigned char h[CRYPTO_SH
     pthread_mutex_lock(&cimd_mu);
     struct cimd_fail *f = cimd_fail_slot(h);
     if (f->until > now && crypto_equal(f->url_hash, h, CRYPTO_SHA256_LEN)) {
-        why(w, wl, "%s (failed %lld s ago; not retried for %d s)", f->reason,
+        reason_set(w, wl, "%s (failed %lld s ago; not retried for %d s)", f->reason,
             (long long)(CIMD_FAIL_TTL - (f->until - now)), CIMD_FAIL_TTL);
         refused = true;
     } else if (cimd_running >= CIMD_CONCURRENT) {
-        why(w, wl, "too many client metadata documents are being fetched; try again shortly");
+        reason_set(w, wl,
+                   "too many client metadata documents are being fetched; try again shortly");
         refused = true;
     } else {
         cimd_running++;
@@ -978,7 +954,7 @@ static int cimd_lookup(struct oauth_server *os, const char *url, struct store_cl
     int r;
 
     if (!cimd_url_valid(url, &err)) {
-        why(w, wl, "client_id: not a valid client metadata document URL (%s)", err);
+        reason_set(w, wl, "client_id: not a valid client metadata document URL (%s)", err);
         log_debug("oauth: client_id is not a valid CIMD URL: %s", err);
         return ERR_INVALID;
     }
@@ -1002,7 +978,7 @@ static int cimd_lookup(struct oauth_server *os, const char *url, struct store_cl
     }
     bool bad_redirect;
     if (metadata_check(doc, url, sub, sizeof(sub), &bad_redirect) != 0) {
-        why(w, wl, "client metadata document: %s", sub);
+        reason_set(w, wl, "client metadata document: %s", sub);
         log_debug("oauth: client %s: invalid metadata document: %s", url, sub);
         json_decref(doc);
         cimd_done(h, now, w && w[0] ? w : "invalid metadata document");
@@ -1027,11 +1003,11 @@ int oauth_client_lookup(struct oauth_server *os, const char *client_id, struct s
     int r;
     memset(out, 0, sizeof(*out));
     if (client_id == NULL || client_id[0] == '\0') {
-        why(whybuf, whylen, "client_id is missing");
+        reason_set(whybuf, whylen, "client_id is missing");
         return ERR_INVALID;
     }
     if (strlen(client_id) > URI_MAX) {
-        why(whybuf, whylen, "unknown client_id");
+        reason_set(whybuf, whylen, "unknown client_id");
         return ERR_NOTFOUND;
     }
     if (os->cfg.cimd && strncmp(client_id, "https://", 8) == 0)
@@ -1044,10 +1020,10 @@ int oauth_client_lookup(struct oauth_server *os, const char *client_id, struct s
         r = ERR_NOTFOUND;
     }
     if (r == ERR_NOTFOUND) {
-        why(whybuf, whylen, "unknown client_id");
+        reason_set(whybuf, whylen, "unknown client_id");
         log_debug("oauth: unknown client_id");
     } else if (r != 0) {
-        why(whybuf, whylen, "the client registry is unavailable");
+        reason_set(whybuf, whylen, "the client registry is unavailable");
     }
     return r;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/reason.h"
 #include "core/utf8.h"
 #include "core/xmalloc.h"
 
@@ -18,35 +19,6 @@
 #define FORM_MAX_NAME 256
 /* Longest parameter name quoted in a reason before it is cut with "...". */
 #define WHY_NAME_MAX 40
-
-static void why(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void why(char *buf, size_t len, const char *fmt, ...)
-{
-    if (buf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-/* Copies name for quoting in a reason: printable ASCII only (anything else, and the quote
- * characters, become '?'), cut at WHY_NAME_MAX bytes. */
-static void display_name(const char *name, char out[WHY_NAME_MAX + 4])
-{
-    size_t i;
-    for (i = 0; name[i] != '\0' && i < WHY_NAME_MAX; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = c >= 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\';
-        out[i] = ok ? (char)c : '?';
-    }
-    if (name[i] != '\0') {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
 
 static int hexval(unsigned char c)
 {
@@ -132,7 +104,7 @@ int form_parse(const char *s, size_t len, json_t **out, char *whybuf, size_t why
     const char *bad;
 
     *out = NULL;
-    why(whybuf, whylen, "%s", "");
+    reason_set(whybuf, whylen, "%s", "");
     if (obj == NULL)
         goto out;
     const char *p = len > 0 ? s : NULL, *end = len > 0 ? s + len : NULL;
@@ -149,43 +121,44 @@ int form_parse(const char *s, size_t len, json_t **out, char *whybuf, size_t why
 
         if (++nparams > FORM_MAX_PARAMS) {
             r = ERR_TOOBIG;
-            why(whybuf, whylen, "more than %d parameters", FORM_MAX_PARAMS);
+            reason_set(whybuf, whylen, "more than %d parameters", FORM_MAX_PARAMS);
             goto out;
         }
         if (ne == p) {
             r = ERR_PARSE;
-            why(whybuf, whylen, "a parameter has an empty name");
+            reason_set(whybuf, whylen, "a parameter has an empty name");
             goto out;
         }
         if ((r = decode(p, (size_t)(ne - p), FORM_MAX_NAME, &name, &nlen)) != 0) {
             if (r == ERR_TOOBIG)
-                why(whybuf, whylen, "a parameter name is longer than %d bytes", FORM_MAX_NAME);
+                reason_set(whybuf, whylen, "a parameter name is longer than %d bytes",
+                           FORM_MAX_NAME);
             else
-                why(whybuf, whylen, "invalid %%-escape in a parameter name");
+                reason_set(whybuf, whylen, "invalid %%-escape in a parameter name");
             goto out;
         }
         if ((bad = check_text(name, nlen, false)) != NULL) {
             r = ERR_PARSE;
-            why(whybuf, whylen, "a parameter name %s", bad);
+            reason_set(whybuf, whylen, "a parameter name %s", bad);
             goto out;
         }
-        display_name(name, shown);
+        reason_quote(name, WHY_NAME_MAX, shown);
         if (json_object_get(obj, name) != NULL) {
             r = ERR_EXISTS;
-            why(whybuf, whylen, "parameter '%s' appears twice", shown);
+            reason_set(whybuf, whylen, "parameter '%s' appears twice", shown);
             goto out;
         }
         if ((r = decode(vs, (size_t)(pe - vs), FORM_MAX_VALUE, &value, &vlen)) != 0) {
             if (r == ERR_TOOBIG)
-                why(whybuf, whylen, "parameter '%s' is longer than %d bytes", shown,
+                reason_set(whybuf, whylen, "parameter '%s' is longer than %d bytes", shown,
                     FORM_MAX_VALUE);
             else
-                why(whybuf, whylen, "invalid %%-escape in '%s'", shown);
+                reason_set(whybuf, whylen, "invalid %%-escape in '%s'", shown);
             goto out;
         }
         if ((bad = check_text(value, vlen, true)) != NULL) {
             r = ERR_PARSE;
-            why(whybuf, whylen, "parameter '%s' %s", shown, bad);
+            reason_set(whybuf, whylen, "parameter '%s' %s", shown, bad);
             goto out;
         }
         /* Both were checked above, so jansson need not check them again. */
