@@ -20,6 +20,14 @@ int cmd_client(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
+/* ---- client commands (remote.c): connect, login, logout, token, tools, call ---- */
+int cmd_connect(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_tools(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+
 /* ---- helpers shared by the administration commands (common.c) ---- */
 #define CLI_DB_DEFAULT "sqlite:./mcpgate.db"
 #define CLI_USERNAME_MAX 64

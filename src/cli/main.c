@@ -11,6 +11,12 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  serve      run an MCP server (stdio with --stdio)\n"
+    "  connect    serve a remote MCP server on stdin/stdout (for Claude Desktop), signing in\n"
+    "  login      sign in to a remote MCP server\n"
+    "  logout     revoke and forget the tokens of a remote MCP server\n"
+    "  token      print a valid access token for a remote MCP server\n"
+    "  tools      list the tools of an MCP server\n"
+    "  call       call a tool of an MCP server\n"
     "  user       add, list, remove users, set their passwords\n"
     "  client     add, list, remove OAuth clients\n"
     "  keys       rotate and list the token signing keys\n"
@@ -62,6 +68,14 @@ int main(int argc, char **argv)
         return cmd_keys(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } client_cmds[] = {{"connect", cmd_connect}, {"login", cmd_login}, {"logout", cmd_logout},
+                       {"token", cmd_token},     {"tools", cmd_tools}, {"call", cmd_call}};
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
+        if (strcmp(cmd, client_cmds[i].name) == 0)
+            return client_cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "mcpgate: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

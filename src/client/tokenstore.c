@@ -856,3 +856,19 @@ int tstore_forget(struct tstore *ts, const char *key)
     log_error("cannot remove entry %.8s: %s", key, strerror(errno));
     return r;
 }
+
+FILE *tstore_open_log(struct tstore *ts, const char *key)
+{
+    int dfd = -1;
+    if (!key_valid(key) || open_keydir(ts, key, true, &dfd) != 0)
+        return NULL;
+    int fd = openat(dfd, "debug.log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
+    close(dfd);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "a");
+    if (f == NULL)
+        close(fd);
+    return f;
+}

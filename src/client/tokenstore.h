@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/err.h"
 
@@ -52,6 +53,10 @@ int tstore_remove(struct tstore *ts, const char *key, const char *name) ERR_WARN
 /* Removes every file of an entry (documents, leases, leftovers) and its directory (logout);
  * ERR_NOTFOUND when there was no entry. */
 int tstore_forget(struct tstore *ts, const char *key) ERR_WARN_UNUSED;
+
+/* Opens <key>/debug.log for appending (created 0600, never through a symlink), creating the
+ * entry's directory when needed. Returns a FILE the caller closes, or NULL. */
+FILE *tstore_open_log(struct tstore *ts, const char *key);
 
 /* Takes the lease "name" of an entry (e.g. "auth" for sign-in and refresh), <key>/<name>.lease:
  * 0 when taken; ERR_EXISTS when another live process holds it (its pid in *holder; 0 when the

@@ -38,6 +38,9 @@ int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
 int crypto_password_hash(const char *password, char **encoded /* OUT */) ERR_WARN_UNUSED;
 int crypto_password_verify(const char *encoded, const char *password);
 
+/* Standard base64 with padding (RFC 4648 4); returns a new string. */
+char *b64_encode(const void *data, size_t len);
+
 /* Decodes standard base64 strictly: alphabet A-Z a-z 0-9 + /, length a multiple of 4, '='
  * padding only at the end, no stray bits. ERR_PARSE otherwise. */
 int b64_decode_strict(const char *s, size_t slen, unsigned char **out /* OUT */,

@@ -5,7 +5,12 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3, LOG_OFF = 4 };
 
+#include <stdbool.h>
+#include <stdio.h>
+
 void log_set_level(enum log_level level);
+/* Also writes every line to f (NULL: stop); quiet_stderr: not to stderr. */
+void log_set_copy(FILE *f, bool quiet_stderr);
 enum log_level log_get_level(void);
 int log_level_parse(const char *s, enum log_level *out /* OUT */);
 void log_write(enum log_level level, const char *func, const char *fmt, ...)
