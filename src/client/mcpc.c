@@ -471,7 +471,9 @@ static void start_transfer(struct mcpc *c, struct preq *p)
                          .headers = hv,
                          .body = body,
                          .body_len = body != NULL ? strlen(body) : 0,
-                         .timeout_ms = p->kind == PK_POST || p->kind == PK_DELETE ? 30000 : 0};
+                         .timeout_ms = p->xfer_timeout_ms > 0                          ? p->xfer_timeout_ms
+                                       : p->kind == PK_POST || p->kind == PK_DELETE ? 30000
+                                                                                    : 0};
     static const struct hc_xfer_cbs cbs = {on_x_headers, on_x_data, on_x_done};
     free(p->token);
     p->token = token;
@@ -1347,8 +1349,10 @@ int mcpc_raw_call(struct mcpc *c, enum preq_kind kind, const char *method, json_
     memset(out, 0, sizeof *out);
     struct preq *p = mcpc_preq_new(c, kind, method, params);
     p->use_session = use_session;
+    /* each exchange is capped, not the wait: a sign-in in the middle may take minutes */
+    p->xfer_timeout_ms = timeout_ms;
     json_t *resp = NULL;
-    int r = mcpc_submit(c, p, true, true, timeout_ms, &resp, out);
+    int r = mcpc_submit(c, p, true, true, 0, &resp, out);
     if (r == ERR_TIMEOUT) {
         snprintf(out->why, sizeof out->why, "the server did not answer %s within %d s",
                  method != NULL ? method : "the request", timeout_ms / 1000);

@@ -62,6 +62,7 @@ struct preq {
     bool reinit_done;       /* already replayed once after a 404 */
     bool resuming;          /* the transfer is a GET with Last-Event-ID */
     bool use_session;       /* send Mcp-Session-Id (not on initialize) */
+    long xfer_timeout_ms;   /* a cap on each transfer (connect steps); 0: none */
     struct buf body;        /* a JSON answer being read */
     struct sse_parser sp;
     bool sp_on;
