@@ -538,12 +538,14 @@ static int remote_parse(struct remote *rm, int argc, char **argv)
 
 static int remote_setup(struct remote *rm)
 {
+    /* connect runs for hours: stderr says what happens (reconnections, refreshes); the
+     * one-shot commands say only what went wrong */
     if (rm->silent)
         log_set_level(LOG_ERROR);
     else if (rm->debug)
         log_set_level(LOG_DEBUG);
     else
-        log_set_level(LOG_WARN);
+        log_set_level(rm->cmd == R_CONNECT ? LOG_INFO : LOG_WARN);
     if (rm->no_auth && rm->cmd != R_CONNECT && rm->cmd != R_TOOLS && rm->cmd != R_CALL) {
         fprintf(stderr, "mcpgate %s: --no-auth makes no sense here\n", rm->name);
         return 2;

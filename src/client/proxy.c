@@ -110,9 +110,11 @@ static void emit_error(struct proxy *px, json_t *id, int code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *m = jsonrpc_error(id, code, msg, NULL);
+    json_t *null = json_null();
+    json_t *m = jsonrpc_error(id != NULL ? id : null, code, msg, NULL);
     emit(px, m);
     json_decref(m);
+    json_decref(null);
 }
 
 /* ---- helpers ---- */
@@ -304,16 +306,35 @@ static void handle_initialize(struct proxy *px, json_t *id, json_t *params)
     json_decref(info);
 }
 
-/* A modern client's request: the init params for a legacy server come from its _meta. */
+/* A modern client's request: the init params for a legacy server. A 2026-07-28 client
+ * declares its capabilities per request, a legacy session once: the session gets every
+ * capability the proxy can carry across (as input_required), and a server request for one the
+ * current request did not declare is refused by the proxy (see on_server_request). */
 static json_t *init_from_meta(json_t *params)
 {
     json_t *meta = json_object_get(params, "_meta");
-    json_t *caps = json_object_get(meta, "io.modelcontextprotocol/clientCapabilities");
     json_t *info = json_object_get(meta, "io.modelcontextprotocol/clientInfo");
-    return json_pack("{s:s, s:O, s:O}", "protocolVersion", MCPC_LEGACY_VERSION, "capabilities",
-                     caps != NULL ? caps : json_object(), "clientInfo",
+    json_t *caps = json_pack("{s:{s:{}, s:{}}, s:{}, s:{}}", "elicitation", "form", "url",
+                             "sampling", "roots");
+    return json_pack("{s:s, s:o, s:O}", "protocolVersion", MCPC_LEGACY_VERSION, "capabilities",
+                     caps, "clientInfo",
                      info != NULL ? info
                                   : json_pack("{s:s, s:s}", "name", "mcp-client", "version", "0"));
+}
+
+/* Did a 2026-07-28 request declare the capability a server request needs? */
+static bool declared(json_t *params, const char *method)
+{
+    json_t *caps = json_object_get(json_object_get(params, "_meta"),
+                                   "io.modelcontextprotocol/clientCapabilities");
+    const char *need = NULL;
+    if (strcmp(method, "elicitation/create") == 0)
+        need = "elicitation";
+    else if (strcmp(method, "sampling/createMessage") == 0)
+        need = "sampling";
+    else if (strcmp(method, "roots/list") == 0)
+        need = "roots";
+    return need != NULL && json_object_get(caps, need) != NULL;
 }
 
 /* ---- answers from the server ---- */
@@ -468,6 +489,19 @@ static void on_reply(void *arg, json_t *resp)
             json_t *si = json_object_get(info, "serverInfo");
             if (si != NULL)
                 json_object_set(meta_of(r2), "io.modelcontextprotocol/serverInfo", si);
+            /* 2026-07-28 list and read results are cacheable: a legacy server says nothing of
+             * freshness, so nothing may be cached, and never across users */
+            static const char *const cacheable[] = {"tools/list", "prompts/list",
+                                                    "resources/list", "resources/templates/list",
+                                                    "resources/read"};
+            for (size_t i = 0; i < sizeof cacheable / sizeof *cacheable; i++) {
+                if (f->method != NULL && strcmp(f->method, cacheable[i]) == 0) {
+                    if (json_object_get(r2, "ttlMs") == NULL)
+                        json_object_set_new(r2, "ttlMs", json_integer(0));
+                    if (json_object_get(r2, "cacheScope") == NULL)
+                        json_object_set_new(r2, "cacheScope", json_string("private"));
+                }
+            }
             json_decref(info);
         }
         if (f->method != NULL && strcmp(f->method, "tools/list") == 0)
@@ -535,6 +569,16 @@ static void on_server_request(void *arg, json_t *msg, uint64_t related)
         json_t *e = jsonrpc_error(json_object_get(msg, "id"), JSONRPC_METHOD_NOT_FOUND,
                                   "the client (2026-07-28) can only be asked during a request",
                                   NULL);
+        if (mcpc_respond(px->c, e) != 0)
+            log_warn("cannot answer the server");
+        return;
+    }
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (method == NULL || !declared(f->params, method)) {
+        pthread_mutex_unlock(&px->mu);
+        json_t *e = jsonrpc_errorf(json_object_get(msg, "id"), JSONRPC_METHOD_NOT_FOUND, NULL,
+                                   "the client did not declare the capability for %s",
+                                   method != NULL ? method : "that request");
         if (mcpc_respond(px->c, e) != 0)
             log_warn("cannot answer the server");
         return;
