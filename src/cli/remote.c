@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -19,11 +21,13 @@
 #include "core/log.h"
 #include "core/reason.h"
 #include "core/xmalloc.h"
+#include "mcp/jsonrpc.h"
 
 #define FILE_ARG_MAX (1024 * 1024)
 #define HEADERS_MAX 64
 
 enum rcmd { R_CONNECT, R_LOGIN, R_LOGOUT, R_TOKEN, R_TOOLS, R_CALL };
+enum elicit { ELICIT_AUTO, ELICIT_PROMPT, ELICIT_DEFAULTS, ELICIT_DECLINE };
 
 struct remote {
     enum rcmd cmd;
@@ -54,6 +58,7 @@ struct remote {
     json_t *ignore_tools;
     int ping_interval;
     int timeout_s;
+    enum elicit elicit;
     char **rest;                /* arguments after the URL */
     int nrest;
 
@@ -159,6 +164,9 @@ static const char call_usage[] =
     "gives raw JSON). Exits 1 when the tool reports an error.\n"
     "\n"
     "  --json                   print the whole result as JSON\n"
+    "  --elicitation MODE       when the tool asks the user something: prompt (on the\n"
+    "                           terminal; the default when there is one), accept-defaults\n"
+    "                           (the schema's defaults), decline (the default otherwise)\n"
     "\n" COMMON_HELP;
 
 /* ---- argument helpers ---- */
@@ -329,7 +337,7 @@ static int remote_parse(struct remote *rm, int argc, char **argv)
         O_TRANSPORT = 1000, O_PROTO, O_HEADER, O_HEADER_FILE, O_ALLOW_HTTP, O_CACERT, O_TIMEOUT,
         O_NO_AUTH, O_STATIC_INFO, O_STATIC_MD, O_CIMD, O_RESOURCE, O_NO_RESOURCE, O_SCOPE,
         O_AUTHZ_PARAM, O_BROWSER, O_NO_BROWSER, O_CB_PORT, O_CB_HOST, O_AUTH_TIMEOUT, O_DEVICE,
-        O_CC, O_CONFIG_DIR, O_DEBUG, O_SILENT, O_JSON, O_FORCE, O_IGNORE, O_PING,
+        O_CC, O_CONFIG_DIR, O_DEBUG, O_SILENT, O_JSON, O_FORCE, O_IGNORE, O_PING, O_ELICIT,
     };
     static const struct option opts[] = {
         {"transport", required_argument, NULL, O_TRANSPORT},
@@ -363,6 +371,7 @@ static int remote_parse(struct remote *rm, int argc, char **argv)
         {"ignore-tool", required_argument, NULL, O_IGNORE},
         {"ping-interval", required_argument, NULL, O_PING},
         {"keep-alive", no_argument, NULL, O_PING},
+        {"elicitation", required_argument, NULL, O_ELICIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -499,6 +508,17 @@ static int remote_parse(struct remote *rm, int argc, char **argv)
                 rm->ping_interval = 30;
             else if (parse_int(optarg, 1, 86400, &rm->ping_interval) != 0)
                 return cli_usage_error(rm->name, rm->usage, "--ping-interval: 1 to 86400 s");
+            break;
+        case O_ELICIT:
+            if (strcmp(optarg, "prompt") == 0)
+                rm->elicit = ELICIT_PROMPT;
+            else if (strcmp(optarg, "accept-defaults") == 0)
+                rm->elicit = ELICIT_DEFAULTS;
+            else if (strcmp(optarg, "decline") == 0)
+                rm->elicit = ELICIT_DECLINE;
+            else
+                return cli_usage_error(rm->name, rm->usage,
+                                       "--elicitation: prompt, accept-defaults or decline");
             break;
         case 'h':
             fputs(rm->usage, stdout);
@@ -648,7 +668,7 @@ static void remote_free(struct remote *rm)
 }
 
 /* The mcpc options; hv holds the header pointers (caller frees). */
-static struct mcpc_opts mcpc_options(struct remote *rm, const char ***hv)
+static struct mcpc_opts mcpc_options(struct remote *rm, const char ***hv, json_t *caps)
 {
     size_t n = json_array_size(rm->headers);
     *hv = xcalloc(n + 1, sizeof **hv);
@@ -663,6 +683,7 @@ static struct mcpc_opts mcpc_options(struct remote *rm, const char ***hv)
         .auth = rm->oc,
         .ping_interval_s = rm->ping_interval,
         .connect_timeout_s = rm->timeout_s > 0 ? rm->timeout_s : 0,
+        .capabilities = caps,
     };
     return mo;
 }
@@ -672,7 +693,7 @@ static struct mcpc_opts mcpc_options(struct remote *rm, const char ***hv)
 static int run_connect(struct remote *rm)
 {
     const char **hv;
-    struct proxy_opts po = {.mcpc = mcpc_options(rm, &hv),
+    struct proxy_opts po = {.mcpc = mcpc_options(rm, &hv, NULL),
                             .ignore_tools = rm->ignore_tools,
                             .in_fd = 0,
                             .out_fd = 1};
@@ -686,11 +707,12 @@ static int run_connect(struct remote *rm)
 
 /* ---- the one-shot commands ---- */
 
-static int one_shot_connect(struct remote *rm, struct mcpc **c, const char ***hv)
+static int one_shot_connect(struct remote *rm, struct mcpc **c, const char ***hv, json_t *caps,
+                            const struct mcpc_events *ev, void *ev_arg)
 {
     char why[600];
-    struct mcpc_opts mo = mcpc_options(rm, hv);
-    int r = mcpc_new(&mo, NULL, NULL, c);
+    struct mcpc_opts mo = mcpc_options(rm, hv, caps);
+    int r = mcpc_new(&mo, ev, ev_arg, c);
     if (r != 0) {
         fprintf(stderr, "mcpgate %s: %s\n", rm->name, err_str(r));
         return 1;
@@ -762,7 +784,7 @@ static int run_tools(struct remote *rm)
     struct mcpc *c = NULL;
     const char **hv = NULL;
     json_t *tools = NULL;
-    int st = one_shot_connect(rm, &c, &hv);
+    int st = one_shot_connect(rm, &c, &hv, NULL, NULL, NULL);
     if (st == 0)
         st = list_tools(rm, c, &tools);
     if (st == 0) {
@@ -868,14 +890,215 @@ static void print_content(json_t *result)
     }
 }
 
+/* ---- what a tool asks the user (elicitation, legacy requests or 2026-07-28 input) ---- */
+
+/* A value for one property of a requested schema: its default, else an empty value of its type
+ * (accept-defaults), or what the user types (prompt). NULL: leave it out. */
+static json_t *elicit_value(struct remote *rm, FILE *tty, const char *name, json_t *prop)
+{
+    const char *type = json_string_value(json_object_get(prop, "type"));
+    json_t *def = json_object_get(prop, "default");
+    json_t *en = json_object_get(prop, "enum");
+    if (rm->elicit != ELICIT_PROMPT || tty == NULL) {
+        if (def != NULL)
+            return json_deep_copy(def);
+        if (json_array_size(en) > 0)
+            return json_deep_copy(json_array_get(en, 0));
+        if (type == NULL)
+            return NULL;
+        if (strcmp(type, "boolean") == 0)
+            return json_false();
+        if (strcmp(type, "integer") == 0 || strcmp(type, "number") == 0)
+            return json_integer(0);
+        if (strcmp(type, "string") == 0)
+            return json_string("");
+        return NULL;
+    }
+    const char *title = json_string_value(json_object_get(prop, "title"));
+    const char *desc = json_string_value(json_object_get(prop, "description"));
+    for (int tries = 0; tries < 3; tries++) {
+        fprintf(stderr, "  %s%s%s%s", title != NULL ? title : name, desc != NULL ? " (" : "",
+                desc != NULL ? desc : "", desc != NULL ? ")" : "");
+        if (json_array_size(en) > 0) {
+            fputs(" [", stderr);
+            size_t i;
+            json_t *v;
+            json_array_foreach (en, i, v)
+                fprintf(stderr, "%s%s", i > 0 ? "/" : "", json_string_value(v) ?: "?");
+            fputc(']', stderr);
+        }
+        if (def != NULL) {
+            char *d = json_dumps(def, JSON_ENCODE_ANY);
+            fprintf(stderr, " {default %s}", d != NULL ? d : "");
+            free(d);
+        }
+        fputs(": ", stderr);
+        char line[4096];
+        if (fgets(line, sizeof line, tty) == NULL)
+            return NULL;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0')
+            return def != NULL ? json_deep_copy(def) : NULL;
+        if (type != NULL && strcmp(type, "string") == 0)
+            return json_string(line);
+        if (type != NULL && strcmp(type, "boolean") == 0) {
+            if (strcmp(line, "y") == 0 || strcmp(line, "yes") == 0 || strcmp(line, "true") == 0)
+                return json_true();
+            if (strcmp(line, "n") == 0 || strcmp(line, "no") == 0 || strcmp(line, "false") == 0)
+                return json_false();
+        } else {
+            json_t *v = json_loads(line, JSON_DECODE_ANY, NULL);
+            if (v != NULL && (type == NULL || (strcmp(type, "integer") == 0 && json_is_integer(v)) ||
+                              (strcmp(type, "number") == 0 && json_is_number(v))))
+                return v;
+            json_decref(v);
+        }
+        fputs("  (not a valid value)\n", stderr);
+    }
+    return NULL;
+}
+
+/* The answer to one question from the server (method, params): a result, or NULL when the
+ * command line cannot give one (*why says what to send as an error). */
+static json_t *answer_input(struct remote *rm, const char *method, json_t *params, char *why,
+                            size_t whylen)
+{
+    if (method != NULL && strcmp(method, "roots/list") == 0)
+        return json_pack("{s:[]}", "roots");
+    if (method == NULL || strcmp(method, "elicitation/create") != 0) {
+        reason_set(why, whylen, "mcpgate call cannot answer %s", method ? method : "that");
+        return NULL;
+    }
+    const char *message = json_string_value(json_object_get(params, "message"));
+    const char *mode = json_string_value(json_object_get(params, "mode"));
+    if (rm->elicit == ELICIT_DECLINE || (rm->elicit == ELICIT_AUTO && !isatty(0))) {
+        fprintf(stderr, "mcpgate: the tool asks \"%s\"; declined (--elicitation)\n",
+                message ? message : "");
+        return json_pack("{s:s}", "action", "decline");
+    }
+    FILE *tty = rm->elicit == ELICIT_DEFAULTS ? NULL : fopen("/dev/tty", "r+");
+    if (tty == NULL && rm->elicit != ELICIT_DEFAULTS) {
+        fprintf(stderr, "mcpgate: the tool asks \"%s\", but there is no terminal; declined\n",
+                message ? message : "");
+        return json_pack("{s:s}", "action", "decline");
+    }
+    json_t *res;
+    if (mode != NULL && strcmp(mode, "url") == 0) {
+        const char *url = json_string_value(json_object_get(params, "url"));
+        fprintf(stderr, "mcpgate: the tool asks: %s\n  open %s\n", message ? message : "",
+                url ? url : "?");
+        if (tty != NULL) {
+            fputs("  press Enter when done, or type n to decline: ", stderr);
+            char line[64];
+            bool ok = fgets(line, sizeof line, tty) != NULL && line[0] != 'n';
+            res = json_pack("{s:s}", "action", ok ? "accept" : "decline");
+        } else {
+            res = json_pack("{s:s}", "action", "accept");
+        }
+    } else {
+        json_t *props = json_object_get(json_object_get(params, "requestedSchema"), "properties");
+        json_t *content = json_object();
+        if (tty != NULL)
+            fprintf(stderr, "mcpgate: the tool asks: %s\n", message ? message : "");
+        const char *k;
+        json_t *prop;
+        json_object_foreach (props, k, prop) {
+            json_t *v = elicit_value(rm, tty, k, prop);
+            if (v != NULL)
+                json_object_set_new(content, k, v);
+        }
+        res = json_pack("{s:s, s:o}", "action", "accept", "content", content);
+    }
+    if (tty != NULL)
+        fclose(tty);
+    return res;
+}
+
+/* The call in progress: the answer, and questions from a legacy server meanwhile. */
+struct call_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    json_t *resp;
+    json_t *questions; /* server requests waiting for the main thread */
+};
+
+static void call_reply(void *arg, json_t *resp)
+{
+    struct call_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->resp = json_incref(resp);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void call_question(void *arg, json_t *msg, uint64_t related)
+{
+    struct call_wait *w = arg;
+    (void)related;
+    pthread_mutex_lock(&w->mu);
+    json_array_append(w->questions, msg);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Sends tools/call and waits for its answer, answering the server's questions meanwhile. */
+static int call_once(struct remote *rm, struct mcpc *c, struct call_wait *w, json_t *params,
+                     json_t **resp)
+{
+    uint64_t handle;
+    w->resp = NULL;
+    if (mcpc_request(c, "tools/call", params, call_reply, w, &handle) != 0)
+        return ERR_CANCELLED;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += request_timeout_ms(rm) / 1000;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (json_array_size(w->questions) > 0) {
+            json_t *q = json_incref(json_array_get(w->questions, 0));
+            json_array_remove(w->questions, 0);
+            pthread_mutex_unlock(&w->mu);
+            char why[300];
+            json_t *id = json_object_get(q, "id");
+            json_t *res = answer_input(rm, json_string_value(json_object_get(q, "method")),
+                                       json_object_get(q, "params"), why, sizeof why);
+            json_t *m = res != NULL ? jsonrpc_result(id, res)
+                                    : jsonrpc_error(id, JSONRPC_METHOD_NOT_FOUND, why, NULL);
+            if (mcpc_respond(c, m) != 0)
+                log_warn("cannot answer the server");
+            json_decref(q);
+            pthread_mutex_lock(&w->mu);
+        }
+        if (w->resp != NULL)
+            break;
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0 && w->resp == NULL &&
+            json_array_size(w->questions) == 0) {
+            pthread_mutex_unlock(&w->mu);
+            mcpc_cancel(c, handle, "timed out");
+            return ERR_TIMEOUT;
+        }
+    }
+    *resp = w->resp;
+    w->resp = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
 static int run_call(struct remote *rm)
 {
     struct mcpc *c = NULL;
     const char **hv = NULL;
-    json_t *args = NULL, *resp = NULL, *tools = NULL;
+    json_t *args = NULL, *resp = NULL, *tools = NULL, *caps = json_object();
     const char *tool = rm->rest[0];
     char why[600];
-    int st = one_shot_connect(rm, &c, &hv);
+    struct call_wait w = {.questions = json_array()};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    if (rm->elicit != ELICIT_DECLINE)
+        json_object_set_new(caps, "elicitation", json_pack("{s:{}, s:{}}", "form", "url"));
+    json_object_set_new(caps, "roots", json_object());
+    struct mcpc_events ev = {.on_request = call_question};
+    int st = one_shot_connect(rm, &c, &hv, caps, &ev, &w);
     if (st != 0)
         goto out;
     if (rm->nrest == 2 && rm->rest[1][0] == '{') {
@@ -907,27 +1130,63 @@ static int run_call(struct remote *rm)
         goto out;
     }
     json_t *params = json_pack("{s:s, s:O}", "name", tool, "arguments", args);
-    int r = mcpc_request_sync(c, "tools/call", params, request_timeout_ms(rm), &resp);
-    if (r != 0) {
-        fprintf(stderr, "mcpgate call: %s\n",
-                r == ERR_TIMEOUT ? "the server did not answer in time (--timeout)" : err_str(r));
-        st = 1;
-        goto out;
+    json_t *result = NULL;
+    for (int round = 0;; round++) {
+        int r = call_once(rm, c, &w, json_deep_copy(params), &resp);
+        if (r != 0) {
+            fprintf(stderr, "mcpgate call: %s\n",
+                    r == ERR_TIMEOUT ? "the server did not answer in time (--timeout)"
+                                     : err_str(r));
+            st = 1;
+            break;
+        }
+        if (resp_error(resp, why, sizeof why) != NULL) {
+            fprintf(stderr, "mcpgate call: %s\n", why);
+            st = 1;
+            break;
+        }
+        result = json_object_get(resp, "result");
+        const char *rt = json_string_value(json_object_get(result, "resultType"));
+        if (rt == NULL || strcmp(rt, "input_required") != 0)
+            break;
+        /* 2026-07-28: answer what the tool asks, then call again with the answers */
+        if (round >= 8) {
+            fprintf(stderr, "mcpgate call: the tool kept asking for input; giving up\n");
+            st = 1;
+            break;
+        }
+        json_t *responses = json_object();
+        const char *k;
+        json_t *ir;
+        json_object_foreach (json_object_get(result, "inputRequests"), k, ir) {
+            json_t *a = answer_input(rm, json_string_value(json_object_get(ir, "method")),
+                                     json_object_get(ir, "params"), why, sizeof why);
+            if (a == NULL) {
+                fprintf(stderr, "mcpgate call: %s\n", why);
+                st = 1;
+                break;
+            }
+            json_object_set_new(responses, k, a);
+        }
+        if (st != 0) {
+            json_decref(responses);
+            break;
+        }
+        json_object_del(params, "inputResponses");
+        json_object_del(params, "requestState");
+        if (json_object_size(responses) > 0)
+            json_object_set(params, "inputResponses", responses);
+        json_decref(responses);
+        json_t *state = json_object_get(result, "requestState");
+        if (state != NULL)
+            json_object_set(params, "requestState", state);
+        json_decref(resp);
+        resp = NULL;
+        result = NULL;
     }
-    if (resp_error(resp, why, sizeof why) != NULL) {
-        fprintf(stderr, "mcpgate call: %s\n", why);
-        st = 1;
+    json_decref(params);
+    if (st != 0)
         goto out;
-    }
-    json_t *result = json_object_get(resp, "result");
-    const char *rt = json_string_value(json_object_get(result, "resultType"));
-    if (rt != NULL && strcmp(rt, "input_required") == 0) {
-        fprintf(stderr, "mcpgate call: the tool asks for input (elicitation, sampling or roots), "
-                        "which the command-line client cannot give; use connect with a full "
-                        "client\n");
-        st = 1;
-        goto out;
-    }
     if (rm->json)
         st = cli_json_print(rm->name, result) == 0 ? 0 : 1;
     else
@@ -941,6 +1200,11 @@ out:
     json_decref(resp);
     json_decref(tools);
     mcpc_free(c);
+    json_decref(caps);
+    json_decref(w.questions);
+    json_decref(w.resp);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
     free(hv);
     return st;
 }
@@ -958,7 +1222,7 @@ static int run_login(struct remote *rm)
     /* connecting makes the server say whether and how to sign in */
     struct mcpc *c = NULL;
     const char **hv = NULL;
-    int st = one_shot_connect(rm, &c, &hv);
+    int st = one_shot_connect(rm, &c, &hv, NULL, NULL, NULL);
     mcpc_free(c);
     free(hv);
     if (st != 0)

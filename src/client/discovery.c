@@ -569,7 +569,13 @@ int discovery_prm_check(json_t *prm, const char *server_url, char *w, size_t wl)
     }
     want = url_canonical(&su, true);
     got = url_canonical(&ru, true);
-    if (want == NULL || got == NULL || strcmp(want, got) != 0) {
+    /* the resource identifies the server: the same URL, or (as the MCP SDKs and the
+     * conformance suite accept) a same-origin URL whose path is a prefix of the server's at a
+     * segment boundary, e.g. https://h for https://h/mcp, when the document sits at the root */
+    size_t glen = got != NULL ? strlen(got) : 0;
+    bool prefix = want != NULL && got != NULL && ru.query == NULL && glen < strlen(want) &&
+                  strncmp(want, got, glen) == 0 && (want[glen] == '/' || got[glen - 1] == '/');
+    if (want == NULL || got == NULL || (strcmp(want, got) != 0 && !prefix)) {
         reason_set(w, wl, "resource: '%s' does not match the server URL '%s'", a, b);
         goto out;
     }

@@ -195,6 +195,16 @@ int hc_url_check(const struct hc_opts *o, const char *url, char *why, size_t why
 
 /* ---- one configured easy handle ---- */
 
+static void headers_done(struct hc_xfer *x)
+{
+    if (x->headers_sent)
+        return;
+    x->headers_sent = true;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    if (x->cbs.on_headers != NULL)
+        x->cbs.on_headers(x->arg, x, x->status, &x->headers);
+}
+
 static size_t on_header_cb(char *p, size_t size, size_t nitems, void *arg)
 {
     struct hc_xfer *x = arg;
@@ -202,6 +212,14 @@ static size_t on_header_cb(char *p, size_t size, size_t nitems, void *arg)
     if (header_line(&x->headers, p, n) != 0) {
         x->header_overflow = true;
         return 0; /* abort: a response with thousands of headers is hostile */
+    }
+    /* the blank line after the final response's headers: tell the caller now, not with the
+     * first byte of a body that may be long in coming (an SSE stream) */
+    if ((n == 2 && p[0] == '\r' && p[1] == '\n') || (n == 1 && p[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && x->cbs.on_headers != NULL)
+            headers_done(x);
     }
     return n;
 }
@@ -233,7 +251,14 @@ static int xfer_setup(struct hc_xfer *x, const struct hc_opts *o, const struct h
     }
     CURL *h = x->easy;
     for (const char *const *hp = req->headers; hp != NULL && *hp != NULL; hp++) {
-        struct curl_slist *n = curl_slist_append(x->hdrs, *hp);
+        /* "Name:" with nothing after it would make libcurl drop the header; "Name;" is its
+         * spelling of a header with an empty value */
+        const char *colon = strchr(*hp, ':');
+        char *empty = NULL;
+        if (colon != NULL && colon[1 + strspn(colon + 1, " \t")] == '\0')
+            empty = xasprintf("%.*s;", (int)(colon - *hp), *hp);
+        struct curl_slist *n = curl_slist_append(x->hdrs, empty != NULL ? empty : *hp);
+        free(empty);
         if (n == NULL)
             return ERR_NOMEM;
         x->hdrs = n;
@@ -416,12 +441,7 @@ static size_t on_xfer_data(char *p, size_t size, size_t nmemb, void *arg)
 {
     struct hc_xfer *x = arg;
     size_t n = size * nmemb;
-    if (!x->headers_sent) {
-        x->headers_sent = true;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-        if (x->cbs.on_headers != NULL)
-            x->cbs.on_headers(x->arg, x, x->status, &x->headers);
-    }
+    headers_done(x);
     if (x->aborted)
         return 0;
     if (n > 0 && x->cbs.on_data != NULL && x->cbs.on_data(x->arg, x, p, n) != 0) {
@@ -461,13 +481,8 @@ static void finish(struct hc_multi *m, struct hc_xfer *x, int err, const char *w
 {
     curl_multi_remove_handle(m->multi, x->easy);
     unlink_xfer(m, x);
-    if (err == 0 && !x->headers_sent) {
-        /* a response without a body: on_headers has not run yet */
-        x->headers_sent = true;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-        if (x->cbs.on_headers != NULL)
-            x->cbs.on_headers(x->arg, x, x->status, &x->headers);
-    }
+    if (err == 0)
+        headers_done(x); /* when nothing announced them yet */
     if (x->cbs.on_done != NULL)
         x->cbs.on_done(x->arg, x, err, why);
     xfer_free(x);

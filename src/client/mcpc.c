@@ -503,6 +503,12 @@ static void on_x_headers(void *arg, struct hc_xfer *x, long status, const struct
     (void)x;
     p->status = status;
     raw_note_headers(p, status, h);
+    if (p->kind == PK_GET) {
+        pthread_mutex_lock(&c->mu);
+        c->get_ready = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     const char *ct = hc_header(h, "Content-Type");
     if (status == 401 || status == 403) {
         const char *w = hc_header(h, "WWW-Authenticate");
@@ -583,6 +589,10 @@ static void stream_ended(struct mcpc *c, struct preq *p, const char *why)
 /* A listening stream ended: reconnect with backoff (it is how server notifications arrive). */
 static void get_ended(struct mcpc *c, struct preq *p, const char *why)
 {
+    pthread_mutex_lock(&c->mu);
+    c->get_ready = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     if (c->get_stream != p) {
         p->cancelled = true;
         return;

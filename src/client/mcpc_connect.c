@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/mcpc_int.h"
 #include "core/crypto.h"
@@ -67,6 +68,22 @@ static enum step try_modern(struct mcpc *c, int tmo, char *why, size_t whylen)
     c->tools_loaded = false;
     int r = mcpc_raw_call(c, PK_REQUEST, "server/discover", NULL, false, tmo, &rr);
     enum step st = STEP_NEXT;
+    if (r == 0 && rpc_error_code(rr.msg) == MCP_UNSUPPORTED_VERSION) {
+        /* "select a mutually supported version from the supported list and retry": when ours
+         * is listed (a server may refuse a first request for its own reasons), once */
+        json_t *sup = json_object_get(json_object_get(json_object_get(rr.msg, "error"), "data"),
+                                      "supported");
+        size_t i;
+        json_t *v;
+        bool listed = false;
+        json_array_foreach (sup, i, v)
+            if (json_is_string(v) && strcmp(json_string_value(v), MCPC_MODERN_VERSION) == 0)
+                listed = true;
+        if (listed) {
+            mcpc_rawres_clear(&rr);
+            r = mcpc_raw_call(c, PK_REQUEST, "server/discover", NULL, false, tmo, &rr);
+        }
+    }
     if (r != 0 || (rr.err != 0 && rr.status == 0)) {
         st = transport_failure(&rr, why, whylen);
         goto out;
@@ -337,9 +354,28 @@ int mcpc_connect(struct mcpc *c, json_t *init_params, char *why, size_t whylen)
         if (mcpc_notify(c, "notifications/initialized", NULL) != 0)
             log_warn("could not send notifications/initialized");
     }
-    if (era == MCPC_ERA_LEGACY &&
-        mcpc_submit(c, mcpc_preq_new(c, PK_GET, NULL, NULL), false, false, 0, NULL, NULL) != 0)
-        log_warn("could not open the notification stream");
+    if (era == MCPC_ERA_LEGACY) {
+        /* the server may send requests (elicitation) on this stream while answering the next
+         * call, and drops them when it is not open yet: wait until it is (or refused), 2 s */
+        pthread_mutex_lock(&c->mu);
+        c->get_ready = false;
+        pthread_mutex_unlock(&c->mu);
+        if (mcpc_submit(c, mcpc_preq_new(c, PK_GET, NULL, NULL), false, false, 0, NULL, NULL) != 0)
+            log_warn("could not open the notification stream");
+        long long deadline = mcpc_now_ms() + 2000;
+        pthread_mutex_lock(&c->mu);
+        while (!c->get_ready && mcpc_now_ms() < deadline) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
     log_info("connected to %s (%s, protocol %s)", c->url,
              era == MCPC_ERA_MODERN ? "stateless Streamable HTTP"
              : era == MCPC_ERA_LEGACY ? "Streamable HTTP"

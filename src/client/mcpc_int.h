@@ -116,6 +116,7 @@ struct mcpc {
     char *session_id;
     char *post_url;              /* HTTP+SSE: the endpoint event's URL */
     bool endpoint_failed;        /* HTTP+SSE: the stream ended before the endpoint event */
+    bool get_ready;              /* the listening stream got its answer's headers (or ended) */
     char endpoint_why[300];
 
     /* loop thread only */

@@ -532,6 +532,23 @@ static int sign_in_locked(struct oauthc *oc, const struct www_auth *w, const cha
         scope = xstrdup(scope_in);
     else
         scope = discovery_scope(w != NULL ? w->scope : NULL, json_object_get(srv, "prm"), NULL);
+    /* 2026-07-28: ask for offline_access (a refresh token) when the authorization server lists
+     * it, for a user's sign-in; never when it does not (it would refuse the scope) */
+    json_t *as_scopes = json_object_get(json_object_get(srv, "metadata"), "scopes_supported");
+    bool offline = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach (as_scopes, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), "offline_access") == 0)
+            offline = true;
+    if (offline && scope != NULL && oc->o.scope == NULL &&
+        oc->o.flow != OAUTHC_FLOW_CLIENT_CREDENTIALS) {
+        char *more = discovery_scope("offline_access", NULL, scope);
+        if (more != NULL) {
+            free(scope);
+            scope = more;
+        }
+    }
     r = oauthc_sign_in(oc, srv, scope, why, whylen);
     if (r == 0) {
         free(oc->last_scope);
