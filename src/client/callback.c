@@ -65,7 +65,8 @@ int cb_parse_request(const char *buf, size_t len, struct cb_request *out, char *
         return ERR_PARSE;
     }
     /* request line: METHOD SP target SP HTTP/1.x */
-    const char *eol = memchr(buf, '\n', (size_t)(end - buf) + 1);
+    /* a '\n' exists at end or end + 1 (the blank line found above) */
+    const char *eol = memchr(buf, '\n', len);
     size_t linelen = (size_t)(eol - buf);
     if (linelen > 0 && buf[linelen - 1] == '\r')
         linelen--;

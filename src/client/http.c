@@ -142,16 +142,34 @@ static int url_host(const char *url, char *out, size_t outlen, bool *https)
     return 0;
 }
 
+/* One part of a dotted-decimal IPv4 address as libcurl reads it: 1-3 decimal digits, no sign,
+ * no leading zero (libcurl takes 0127 as octal). -1 when not. */
+static int dec_octet(const char **p)
+{
+    const char *s = *p;
+    int v = 0, n = 0;
+    while (n < 4 && s[n] >= '0' && s[n] <= '9')
+        v = v * 10 + (s[n++] - '0');
+    if (n == 0 || n > 3 || (n > 1 && s[0] == '0') || v > 255)
+        return -1;
+    *p = s + n;
+    return v;
+}
+
 static bool host_is_loopback(const char *host)
 {
     if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
         return true;
-    /* 127.0.0.0/8 in dotted decimal */
-    unsigned a, b, c, d;
-    char tail;
-    if (sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4)
-        return a == 127 && b < 256 && c < 256 && d < 256;
-    return false;
+    /* 127.0.0.0/8, strictly in dotted decimal */
+    const char *p = host;
+    for (int i = 0; i < 4; i++) {
+        int v = dec_octet(&p);
+        if (v < 0 || (i == 0 && v != 127))
+            return false;
+        if (i < 3 && *p++ != '.')
+            return false;
+    }
+    return *p == '\0';
 }
 
 bool hc_url_is_loopback(const char *url)

@@ -868,6 +868,19 @@ static void auth_collect(struct mcpc *c)
     if (c->auth_refresh_only) {
         if (r != 0 && r != ERR_NOTFOUND)
             log_warn("proactive refresh failed: %s", why);
+        /* requests that got a 401 meanwhile waited for this: send them again with the new
+         * token, or, when the refresh failed, let the first one start the full challenge */
+        for (struct preq *p = c->reqs; p != NULL; p = p->next) {
+            if (!p->parked || c->reinit)
+                continue;
+            if (r == 0) {
+                p->parked = false;
+                p->due = 1;
+            } else {
+                start_auth(c, p, false);
+                break;
+            }
+        }
         return;
     }
     for (struct preq *p = c->reqs, *next; p != NULL; p = next) {

@@ -97,7 +97,8 @@ void mcpc_free(struct mcpc *c);
 /* Establishes the era and, in the legacy eras, the session: initialize with init_params
  * (borrowed; NULL: this client's protocol version, capabilities and clientInfo from the
  * options), then notifications/initialized. Blocks (sign-in included). 0, or an error with
- * why. Not from a callback. */
+ * why: ERR_INVALID when the server refused the credentials (the sign-in failed), ERR_IO and
+ * others for the rest. Not from a callback. */
 int mcpc_connect(struct mcpc *c, json_t *init_params, char *why, size_t whylen) ERR_WARN_UNUSED;
 enum mcpc_era mcpc_era(struct mcpc *c);
 /* The protocol version in use (static storage of mcpc; valid until mcpc_free). */

@@ -52,7 +52,7 @@ static const char *rpc_error_message(json_t *msg)
 }
 
 /* Results of one probe step. */
-enum step { STEP_OK, STEP_NEXT, STEP_FAIL };
+enum step { STEP_OK, STEP_NEXT, STEP_FAIL, STEP_AUTH /* not authorized */ };
 
 static enum step transport_failure(struct rawres *rr, char *why, size_t whylen)
 {
@@ -90,7 +90,7 @@ static enum step try_modern(struct mcpc *c, int tmo, char *why, size_t whylen)
     }
     if (rr.err == ERR_INVALID && (rr.status == 401 || rr.status == 403)) {
         reason_set(why, whylen, "%s", rr.why);
-        st = STEP_FAIL;
+        st = STEP_AUTH;
         goto out;
     }
     json_t *res = json_object_get(rr.msg, "result");
@@ -192,7 +192,7 @@ static enum step try_legacy(struct mcpc *c, int tmo, bool may_fall_back, char *w
         st = transport_failure(&rr, why, whylen);
     } else if (rr.err == ERR_INVALID && (rr.status == 401 || rr.status == 403)) {
         reason_set(why, whylen, "%s", rr.why);
-        st = STEP_FAIL;
+        st = STEP_AUTH;
     } else if (rr.msg == NULL || (rpc_error_code(rr.msg) != 0 && rr.status >= 400)) {
         if (may_fall_back && fallback_status(rr.status)) {
             log_info("initialize over Streamable HTTP: HTTP %ld; trying the HTTP+SSE transport",
@@ -347,6 +347,8 @@ int mcpc_connect(struct mcpc *c, json_t *init_params, char *why, size_t whylen)
         reason_set(why, whylen, "the server at %s answers none of the transports tried", c->url);
         return ERR_UNSUPPORTED;
     }
+    if (st == STEP_AUTH)
+        return ERR_INVALID;
     if (st == STEP_FAIL)
         return ERR_IO;
     enum mcpc_era era = mcpc_era(c);
@@ -419,14 +421,75 @@ char *mcpc_header_value(const char *s)
     return v;
 }
 
-/* Walks properties chains: collects {path: [...], header, type} or fails on an invalid one. */
+/* Is there an x-mcp-header anywhere in v (a subschema reached other than through
+ * "properties")? Values of default, const, enum and examples are data, not schemas. */
+static bool annotated_anywhere(json_t *v, int depth)
+{
+    if (depth > 32)
+        return true; /* too deep to vouch for */
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach (v, i, e)
+            if (annotated_anywhere(e, depth + 1))
+                return true;
+        return false;
+    }
+    if (!json_is_object(v))
+        return false;
+    const char *k;
+    json_t *e;
+    json_object_foreach (v, k, e) {
+        if (strcmp(k, "x-mcp-header") == 0)
+            return true;
+        if (strcmp(k, "default") == 0 || strcmp(k, "const") == 0 || strcmp(k, "enum") == 0 ||
+            strcmp(k, "examples") == 0)
+            continue;
+        if (annotated_anywhere(e, depth + 1))
+            return true;
+    }
+    return false;
+}
+
+/* Walks a schema: annotations are collected ({path: [...], header}) on properties reached from
+ * the root through "properties" keys only; one anywhere else (the root, items, oneOf/anyOf/
+ * allOf/not, if/then/else, $defs, ...) makes the tool invalid (SEP-2243), as does a name that
+ * is not a token, a name used twice (ignoring case), or a type other than string, integer or
+ * boolean. */
 static int collect(json_t *schema, json_t *path, json_t *out, json_t *seen, int depth, char *why,
                    size_t whylen)
 {
-    json_t *props = json_object_get(schema, "properties");
+    if (depth > 16) {
+        if (annotated_anywhere(schema, 0)) {
+            reason_set(why, whylen, "an x-mcp-header is nested too deep");
+            return ERR_INVALID;
+        }
+        return 0;
+    }
     const char *key;
     json_t *prop;
-    if (depth > 16 || !json_is_object(props))
+    json_object_foreach (schema, key, prop) {
+        if (strcmp(key, "properties") == 0 || strcmp(key, "default") == 0 ||
+            strcmp(key, "const") == 0 || strcmp(key, "enum") == 0 ||
+            strcmp(key, "examples") == 0)
+            continue;
+        if (strcmp(key, "x-mcp-header") == 0 && depth > 0)
+            continue; /* this property's own annotation, checked by the caller */
+        if (strcmp(key, "x-mcp-header") == 0 || annotated_anywhere(prop, 0)) {
+            reason_set(why, whylen, "an x-mcp-header %s is not reachable through properties "
+                                    "alone",
+                       strcmp(key, "x-mcp-header") == 0 ? "on the root" : "under");
+            if (strcmp(key, "x-mcp-header") != 0) {
+                char q[70];
+                reason_set(why, whylen, "an x-mcp-header under '%s' is not reachable through "
+                                        "properties alone",
+                           reason_quote(key, 60, q));
+            }
+            return ERR_INVALID;
+        }
+    }
+    json_t *props = json_object_get(schema, "properties");
+    if (!json_is_object(props))
         return 0;
     json_object_foreach (props, key, prop) {
         if (!json_is_object(prop))
@@ -493,6 +556,9 @@ json_t *mcpc_param_headers(json_t *input_schema, json_t *arguments, char *why, s
             s = xstrdup(json_string_value(v));
         else if (json_is_integer(v))
             s = xasprintf("%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v) &&
+                 json_real_value(v) > -9007199254740992.0 && json_real_value(v) < 9007199254740992.0)
+            s = xasprintf("%lld", (long long)json_real_value(v)); /* 3.0 for an integer */
         else if (json_is_boolean(v))
             s = xstrdup(json_is_true(v) ? "true" : "false");
         if (s == NULL)

@@ -324,11 +324,22 @@ int oauthc_access_token(struct oauthc *oc, char **out)
     return r;
 }
 
+/* How early to refresh: a minute, or a quarter of a short lifetime (a token that lives 20 s is
+ * not refreshed the moment it arrives). */
+static long long refresh_margin(json_t *t)
+{
+    json_t *exp = json_object_get(t, "expires_at"), *got = json_object_get(t, "obtained_at");
+    if (!json_is_integer(exp) || !json_is_integer(got))
+        return REFRESH_EARLY_S;
+    long long life = json_integer_value(exp) - json_integer_value(got);
+    return life / 4 < REFRESH_EARLY_S ? (life > 0 ? life / 4 : 0) : REFRESH_EARLY_S;
+}
+
 bool oauthc_refresh_due(struct oauthc *oc)
 {
     pthread_mutex_lock(&oc->mu);
     bool due = oc->tokens != NULL && json_object_get(oc->tokens, "refresh_token") != NULL &&
-               !tokens_fresh(oc->tokens, oauthc_now(), REFRESH_EARLY_S);
+               !tokens_fresh(oc->tokens, oauthc_now(), refresh_margin(oc->tokens));
     pthread_mutex_unlock(&oc->mu);
     return due;
 }
@@ -456,7 +467,7 @@ static int lease_take(struct oauthc *oc, char *why, size_t whylen)
         reason_set(why, whylen, "cannot use the token store: %s", err_str(r));
         return r;
     }
-    oauthc_say(oc, "another mcpgate (pid %ld) is signing in to this server; waiting for it",
+    oauthc_say(oc, "another mcpgate (pid %ld) is signing in or refreshing; waiting for it",
                holder);
     r = tstore_lease_wait(oc->o.store, oc->o.key, "auth", stale,
                           (oc->o.auth_timeout_s + LEASE_STALE_MARGIN_S) * 1000);
@@ -690,8 +701,14 @@ int oauthc_logout(struct oauthc *oc, bool *revoked, char *why, size_t whylen)
 {
     if (revoked != NULL)
         *revoked = false;
-    json_t *tok = tokens_get(oc), *client = NULL;
+    json_t *tok = tokens_get(oc), *client = NULL, *stored = NULL;
     int r;
+    if (tok == NULL && oc->server == NULL &&
+        tstore_get(oc->o.store, oc->o.key, "client", &stored) != 0) {
+        reason_set(why, whylen, "nothing is stored for %s", oc->o.server_url);
+        return ERR_NOTFOUND; /* and the lease would create the entry it is to remove */
+    }
+    json_decref(stored);
     if ((r = lease_take(oc, why, whylen)) != 0) {
         json_decref(tok);
         return r;

@@ -255,11 +255,11 @@ static int ensure_connected(struct proxy *px, json_t *init, char *why, size_t wh
     return 0;
 }
 
-static void connect_failed(struct proxy *px, json_t *id, const char *why)
+static void connect_failed(struct proxy *px, json_t *id, int r, const char *why)
 {
     fprintf(stderr, "mcpgate: cannot connect to %s: %s\n", px->o->mcpc.url, why);
-    emit_error(px, id, MCPC_ERR_TRANSPORT, "mcpgate could not connect to %s: %s",
-               px->o->mcpc.url, why);
+    emit_error(px, id, r == ERR_INVALID ? MCPC_ERR_AUTH : MCPC_ERR_TRANSPORT,
+               "mcpgate could not connect to %s: %s", px->o->mcpc.url, why);
 }
 
 static void handle_initialize(struct proxy *px, json_t *id, json_t *params)
@@ -278,8 +278,9 @@ static void handle_initialize(struct proxy *px, json_t *id, json_t *params)
         json_decref(px->client_caps);
         px->client_caps = json_object();
     }
-    if (ensure_connected(px, params, why, sizeof why) != 0) {
-        connect_failed(px, id, why);
+    int r = ensure_connected(px, params, why, sizeof why);
+    if (r != 0) {
+        connect_failed(px, id, r, why);
         return;
     }
     json_t *info = mcpc_server_info(px->c);
@@ -813,7 +814,7 @@ static void handle_request(struct proxy *px, json_t *msg)
         int r = ensure_connected(px, init, why, sizeof why);
         json_decref(init);
         if (r != 0) {
-            connect_failed(px, id, why);
+            connect_failed(px, id, r, why);
             return;
         }
     }
