@@ -52,6 +52,7 @@ struct opts {
     int window;         /* requests in flight */
     double duration_s;  /* cap on the measured phase; 0 = none */
     int cold_runs;
+    bool cold_list; /* -t: cold start ends at the tools/list answer */
     size_t text_bytes; /* length of the echoed text */
     double stall_s;    /* no response for this long with requests in flight = failure */
     const char *label;
@@ -104,7 +105,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: stdio_load [-n REQUESTS] [-w WINDOW] [-d SECONDS] [-r COLD_RUNS]\n"
             "                  [-u WARMUP] [-s TEXT_BYTES] [-S STALL_SECONDS] [-l LABEL]\n"
-            "                  [-e STDERR_FILE] -- COMMAND [ARG...]\n");
+            "                  [-e STDERR_FILE] [-t] -- COMMAND [ARG...]\n"
+            "  -t: cold start ends at the tools/list answer, not initialize's\n");
 }
 
 static int parse_ll(const char *s, long long lo, long long hi, long long *out)
@@ -142,7 +144,7 @@ static int parse_opts(int argc, char **argv, struct opts *o /* OUT */)
                        .stderr_path = "/dev/null"};
     int opt;
     long long v;
-    while ((opt = getopt(argc, argv, "+n:w:d:r:u:s:S:l:e:h")) != -1) {
+    while ((opt = getopt(argc, argv, "+n:w:d:r:u:s:S:l:e:th")) != -1) {
         switch (opt) {
         case 'n':
             if (parse_ll(optarg, 1, 1000000000LL, &o->requests) != 0)
@@ -175,6 +177,7 @@ static int parse_opts(int argc, char **argv, struct opts *o /* OUT */)
             if (parse_dbl(optarg, 0.1, 86400, &o->stall_s) != 0)
                 return -1;
             break;
+        case 't': o->cold_list = true; break;
         case 'l': o->label = optarg; break;
         case 'e': o->stderr_path = optarg; break;
         default: return -1;
@@ -493,15 +496,21 @@ static const char *init_request(void)
            "\"clientInfo\":{\"name\":\"stdio_load\",\"version\":\"1.0\"}}}\n";
 }
 
-/* Sends initialize and waits for its response. *elapsed_ns is spawn-relative when t0 is the
- * spawn time. Returns RUN_OK, RUN_WRONG (bad answer) or RUN_FAILED. */
-static int handshake(struct server *s, struct rbuf *rb, uint64_t t0, double stall_s,
+/* Sends initialize and waits for its response; with list, then notifications/initialized and
+ * tools/list, and waits for that answer too (what a client sees before it can offer tools).
+ * *elapsed_ns is spawn-relative when t0 is the spawn time. Returns RUN_OK, RUN_WRONG (bad
+ * answer) or RUN_FAILED. */
+static int handshake(struct server *s, struct rbuf *rb, uint64_t t0, double stall_s, bool list,
                      uint64_t *elapsed_ns /* OUT */)
 {
+    static const char list_request[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n";
     struct wbuf w = {0};
     size_t start = 0;
     int r = RUN_FAILED;
     uint64_t deadline = t0 + (uint64_t)(stall_s * 1e9);
+    bool listing = false;
 
     wbuf_append(&w, init_request(), strlen(init_request()));
     for (;;) {
@@ -518,6 +527,17 @@ static int handshake(struct server *s, struct rbuf *rb, uint64_t t0, double stal
             int sr = scan_response(line, len, &resp);
             if (sr == 0 && !resp.has_id)
                 continue; /* a notification: allowed */
+            if (listing) {
+                if (sr != 0 || resp.id != 2 || !resp.has_result ||
+                    memmem(line, len, "\"tools\"", 7) == NULL) {
+                    fprintf(stderr, "stdio_load: tools/list failed: %.*s\n",
+                            (int)(len > 300 ? 300 : len), line);
+                    r = RUN_WRONG;
+                    goto out;
+                }
+                rbuf_compact(rb, start);
+                break;
+            }
             if (sr != 0 || resp.id != INIT_ID) {
                 fprintf(stderr, "stdio_load: unexpected line before initialize response: %.*s\n",
                         (int)(len > 300 ? 300 : len), line);
@@ -529,6 +549,11 @@ static int handshake(struct server *s, struct rbuf *rb, uint64_t t0, double stal
                         (int)(len > 300 ? 300 : len), line);
                 r = RUN_WRONG;
                 goto out;
+            }
+            if (list) {
+                listing = true;
+                wbuf_append(&w, list_request, strlen(list_request));
+                continue;
             }
             rbuf_compact(rb, start);
             break;
@@ -601,7 +626,7 @@ static int cold_starts(const struct opts *o, struct cold_result *cr /* OUT */)
             r = RUN_FAILED;
             break;
         }
-        int hr = handshake(&s, &rb, t0, o->stall_s, &t[cr->runs]);
+        int hr = handshake(&s, &rb, t0, o->stall_s, o->cold_list, &t[cr->runs]);
         bool clean = server_reap(&s, 5.0, &ru);
         free(rb.data);
         if (hr != RUN_OK) {
@@ -662,7 +687,7 @@ static int load_run(const struct opts *o, struct load_result *lr /* OUT */)
     uint64_t t0 = now_ns(), init_ns;
     if (server_spawn(o, &s) != 0)
         goto out;
-    if ((r = handshake(&s, &rb, t0, o->stall_s, &init_ns)) != RUN_OK)
+    if ((r = handshake(&s, &rb, t0, o->stall_s, false, &init_ns)) != RUN_OK)
         goto out;
     r = RUN_FAILED;
     static const char initialized[] =

@@ -563,16 +563,11 @@ void hc_multi_wakeup(struct hc_multi *m)
     curl_multi_wakeup(m->multi);
 }
 
-int hc_multi_poll(struct hc_multi *m, int extra_fd, int timeout_ms)
+/* Ends the transfers libcurl says are done; returns how many. */
+static int drain_done(struct hc_multi *m)
 {
-    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN};
-    int still = 0;
-    curl_multi_perform(m->multi, &still);
-    curl_multi_poll(m->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms,
-                    NULL);
-    curl_multi_perform(m->multi, &still);
     CURLMsg *msg;
-    int left;
+    int left, n = 0;
     while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -590,9 +585,27 @@ int hc_multi_poll(struct hc_multi *m, int extra_fd, int timeout_ms)
             err = ERR_TOOBIG;
             reason_set(why, sizeof why, "the response has too many headers");
         } else if (rc != CURLE_OK) {
-            err = curl_err(rc, x->errbuf, "the server", why, sizeof why);
+            char *url = NULL;
+            curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+            err = curl_err(rc, x->errbuf, url != NULL ? url : "the server", why, sizeof why);
         }
         finish(m, x, err, why);
+        n++;
     }
+    return n;
+}
+
+int hc_multi_poll(struct hc_multi *m, int extra_fd, int timeout_ms)
+{
+    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN};
+    int still = 0;
+    /* a fast server may have answered within this perform: report it before sleeping */
+    curl_multi_perform(m->multi, &still);
+    if (drain_done(m) > 0)
+        timeout_ms = 0;
+    curl_multi_poll(m->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms,
+                    NULL);
+    curl_multi_perform(m->multi, &still);
+    drain_done(m);
     return extra_fd >= 0 && (wfd.revents & CURL_WAIT_POLLIN) ? 1 : 0;
 }
