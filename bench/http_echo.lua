@@ -10,12 +10,17 @@
 --   BENCH_ERA=legacy   (default) a 2025-11-25 request, with BENCH_SESSION as Mcp-Session-Id
 --                      when it is set (mcpgate's legacy session) or none (the SDK's stateless
 --                      mode, which takes tools/call without initialize)
+--   BENCH_TOKEN        an access token sent as Authorization: Bearer (bench/connect.sh)
 
 local era = os.getenv("BENCH_ERA") or "legacy"
 local session = os.getenv("BENCH_SESSION")
+local token = os.getenv("BENCH_TOKEN")
 
 wrk.method = "POST"
 wrk.path = "/mcp"
+if token and token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 if era == "2026" then

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every benchmark (bench/*.sh except this file and deps.sh), one after the other: stdio.sh
-# (stdio against the TypeScript SDK) and http.sh (Streamable HTTP against the SDK and nginx).
+# (stdio against the TypeScript SDK), http.sh (Streamable HTTP against the SDK and nginx), oauth.sh
+# (the token endpoint against Glewlwyd) and connect.sh (the stdio proxy against mcp-remote).
 #
 #   bench/run.sh           full runs (what `make bench` does)
 #   bench/run.sh --smoke   tiny runs: checks each benchmark still builds, runs and gets right
