@@ -214,6 +214,31 @@ describe('login, token, logout', () => {
   });
 });
 
+test('--authorize-param, --disable-resource-parameter, --scope reach the authorization URL',
+  async () => {
+    const cfg = config();
+    const l = await runCli(['login', srv.url, ...cfg.args, '--authorize-param', 'prompt=login',
+      '--disable-resource-parameter', '--scope', 'mcp'], { env: cfg.env });
+    assert.equal(l.code, 0, l.stderr);
+    const [run] = await launched(cfg, 1);
+    const q = new URL(run.url).searchParams;
+    assert.equal(q.get('prompt'), 'login');
+    assert.equal(q.get('resource'), null);
+    assert.equal(q.get('scope'), 'mcp');
+    assert.equal(q.get('code_challenge_method'), 'S256');
+    assert.match(q.get('redirect_uri'), /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+  });
+
+test('--no-browser only prints the address', async () => {
+  const cfg = config();
+  const r = await runCli(['login', srv.url, '--config-dir', cfg.dir, '--no-browser',
+    '--auth-timeout', '1'], { env: cfg.env });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /open this address in a browser:\n\n {4}http:\/\/127\.0\.0\.1:\d+\/authorize\?/);
+  assert.match(r.stderr, /nobody signed in within 1 s/);
+  assert.equal(cfg.launches().length, 0);
+});
+
 test('a revoked grant: a clear error, no sign-in storm', async () => {
   const cfg = config();
   const l = await runCli(['login', srv.url, ...cfg.args], { env: cfg.env });

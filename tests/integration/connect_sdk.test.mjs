@@ -91,6 +91,14 @@ for (const [label, url, extra] of [
       assert.ok(logs.every((n) => typeof n.params.level === 'string'));
     });
 
+    test('twenty calls in flight at once, each answered with its own result', async () => {
+      const calls = Array.from({ length: 20 }, (_, i) =>
+        c.client.callTool({ name: 'add', arguments: { a: i, b: 1000 } }));
+      const got = await Promise.all(calls);
+      assert.deepEqual(got.map((r) => r.structuredContent.sum),
+        Array.from({ length: 20 }, (_, i) => i + 1000));
+    });
+
     test('ping', async () => {
       assert.deepEqual(await c.client.ping(), {});
     });
@@ -175,6 +183,24 @@ describe('robustness', () => {
         protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
       const init = await lc.waitFor((m) => m.id === 1, 10000, 'initialize');
       assert.equal(init.result.protocolVersion, '2025-11-25');
+    } finally {
+      await lc.close();
+    }
+  });
+
+  test('--ping-interval keeps the session busy while the client is idle', async () => {
+    const lc = new LineClient([srv.url, '--no-auth', '--protocol-version', '2025-11-25',
+      '--ping-interval', '1', '--debug']);
+    try {
+      lc.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {
+        protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+      await lc.waitFor((m) => m.id === 1, 10000, 'initialize');
+      await sleep(2600);
+      assert.ok((lc.stderr.match(/keep-alive ping/g) ?? []).length >= 2, lc.stderr);
+      const r = await lc.request('tools/list', undefined, 2);
+      assert.ok(r.result?.tools?.length > 0, JSON.stringify(r));
+      // the pings are the proxy's own: nothing of them reaches the client
+      assert.ok(lc.messages.every((m) => m.id === 1 || m.id === r.id), JSON.stringify(lc.messages));
     } finally {
       await lc.close();
     }
