@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "cli/cli.h"
+#include "gateway/gateway.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -63,9 +67,15 @@ static const char serve_usage[] =
     "  --auto-approve-first-party  skip consent for pre-registered first-party clients\n"
     "\n"
     "Content:\n"
+    "  --config FILE            the gateway: the MCP servers of FILE (Claude Desktop's\n"
+    "                           {\"mcpServers\": {...}} shape, plus mcpgate's keys and a \"server\"\n"
+    "                           object of settings) behind this server, their tools as\n"
+    "                           NAME__tool; SIGHUP reloads it (docs/gateway.md)\n"
+    "  --check                  with --config: validate FILE, print every error, exit\n"
     "  --tools SET[,SET]        built-in toolsets: demo (echo, add, time, whoami, countdown,\n"
     "                           greet_user, a resource, a prompt), conformance (the fixtures of\n"
-    "                           the official conformance suite); default: demo\n"
+    "                           the official conformance suite); default: demo (none with\n"
+    "                           --config)\n"
     "  --instructions TEXT      instructions sent to clients at initialize/discover\n"
     "\n"
     "Limits:\n"
@@ -138,6 +148,58 @@ static int is_loopback_listen(const char *listen)
            strncmp(listen, "localhost:", 10) == 0;
 }
 
+/* ---- the gateway's configuration: its "server" settings and SIGHUP ---- */
+
+struct reloader {
+    const char *path;
+    struct gateway *gw;
+    volatile bool stop;
+    pthread_t th;
+};
+
+static void *reload_main(void *arg)
+{
+    struct reloader *rl = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    struct timespec tick = {0, 250 * 1000000};
+    while (!rl->stop) {
+        if (sigtimedwait(&set, NULL, &tick) != SIGHUP)
+            continue;
+        struct gw_config *cfg = NULL;
+        json_t *errors = NULL;
+        if (gw_config_load(rl->path, &cfg, &errors) != 0) {
+            size_t i;
+            json_t *e;
+            log_error("SIGHUP: %s has errors; keeping the running configuration", rl->path);
+            json_array_foreach (errors, i, e)
+                log_error("%s", json_string_value(e));
+            json_decref(errors);
+            continue;
+        }
+        log_info("SIGHUP: reloading %s", rl->path);
+        if (gw_reload(rl->gw, cfg) != 0)
+            log_error("SIGHUP: reload failed");
+    }
+    return NULL;
+}
+
+/* A "server" setting: the string value of key, unless the command line set it. */
+static const char *cfg_str(json_t *server, const char *key, const char *current)
+{
+    const char *v = json_string_value(json_object_get(server, key));
+    return current != NULL || v == NULL ? current : v;
+}
+
+static unsigned cfg_uint(json_t *server, const char *key, unsigned current)
+{
+    json_t *v = json_object_get(server, key);
+    return current != 0 || !json_is_integer(v) || json_integer_value(v) <= 0
+               ? current
+               : (unsigned)json_integer_value(v);
+}
+
 static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
     char *end = NULL;
@@ -155,7 +217,7 @@ int cmd_serve(int argc, char **argv)
         O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
         O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
         O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
-        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE
+        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE, O_CONFIG, O_CHECK
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -193,6 +255,8 @@ int cmd_serve(int argc, char **argv)
         {"cimd-cacert", required_argument, NULL, O_CIMDCA},
         {"auto-approve-first-party", no_argument, NULL, O_AUTOAPPROVE},
         {"tools", required_argument, NULL, O_TOOLS},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"check", no_argument, NULL, O_CHECK},
         {"instructions", required_argument, NULL, O_INSTR},
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"max-depth", required_argument, NULL, O_MAXDEPTH},
@@ -204,12 +268,13 @@ int cmd_serve(int argc, char **argv)
     };
     int stdio = 0, no_auth_public = 0, no_auth = 0;
     struct auth_setup auth = {.cfg = {.dcr = true, .cimd = true}};
-    const char *db = getenv("MCPGATE_DB") ? getenv("MCPGATE_DB") : "sqlite:./mcpgate.db";
+    const char *db = getenv("MCPGATE_DB"), *config = NULL;
+    bool check = false;
     const char *tool_scopes = NULL;
     char *master_default = NULL;
     struct mcp_http_options http = {.on_ready = print_ready};
     size_t header_size = 0;
-    const char *toolsets = "demo", *instructions = NULL;
+    const char *toolsets = NULL, *instructions = NULL;
     size_t max_message = 4u << 20;
     unsigned max_depth = 64, page_size = 100, workers = 0;
     int c;
@@ -299,6 +364,8 @@ int cmd_serve(int argc, char **argv)
             break;
         }
         case O_TOOLS: toolsets = optarg; break;
+        case O_CONFIG: config = optarg; break;
+        case O_CHECK: check = true; break;
         case O_INSTR: instructions = optarg; break;
         case O_MAXMSG:
             if (cli_parse_size(optarg, &max_message) != 0) {
@@ -342,6 +409,69 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "mcpgate serve: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    struct gw_config *gwcfg = NULL;
+    if (check && config == NULL) {
+        fprintf(stderr, "mcpgate serve: --check validates a --config FILE\n");
+        return 2;
+    }
+    if (config != NULL) {
+        json_t *errors = NULL;
+        if (gw_config_load(config, &gwcfg, &errors) != 0) {
+            size_t i;
+            json_t *e;
+            json_array_foreach (errors, i, e)
+                fprintf(stderr, "%s\n", json_string_value(e));
+            fprintf(stderr, "mcpgate serve: %zu error%s in %s\n", json_array_size(errors),
+                    json_array_size(errors) == 1 ? "" : "s", config);
+            json_decref(errors);
+            return 2;
+        }
+        if (check) {
+            printf("%s: ok (%zu server%s)\n", config, gwcfg->nup, gwcfg->nup == 1 ? "" : "s");
+            gw_config_free(gwcfg);
+            return 0;
+        }
+        /* the file's settings, where the command line said nothing */
+        json_t *sv = gwcfg->server;
+        http.listen = cfg_str(sv, "listen", http.listen);
+        http.public_url = cfg_str(sv, "publicUrl", http.public_url);
+        http.allowed_hosts = cfg_str(sv, "allowedHosts", http.allowed_hosts);
+        http.cors_origins = cfg_str(sv, "corsOrigins", http.cors_origins);
+        http.tls_cert = cfg_str(sv, "tlsCert", http.tls_cert);
+        http.tls_key = cfg_str(sv, "tlsKey", http.tls_key);
+        if (json_is_true(json_object_get(sv, "trustProxy")))
+            http.trust_proxy = true;
+        db = cfg_str(sv, "db", db);
+        auth.issuer_flag = cfg_str(sv, "issuer", auth.issuer_flag);
+        auth.cfg.scopes = cfg_str(sv, "scopes", auth.cfg.scopes);
+        auth.cfg.access_ttl = cfg_uint(sv, "accessTtl", auth.cfg.access_ttl);
+        auth.cfg.refresh_ttl = cfg_uint(sv, "refreshTtl", auth.cfg.refresh_ttl);
+        toolsets = cfg_str(sv, "tools", toolsets);
+        instructions = cfg_str(sv, "instructions", instructions);
+        if (json_is_true(json_object_get(sv, "noAuth")))
+            no_auth = 1;
+        const char *lv = json_string_value(json_object_get(sv, "logLevel"));
+        enum log_level lvl;
+        if (lv != NULL && log_level_parse(lv, &lvl) == 0)
+            log_set_level(lvl);
+        if (toolsets == NULL)
+            toolsets = ""; /* a gateway offers its servers' tools, not the demo */
+    }
+    if (db == NULL)
+        db = "sqlite:./mcpgate.db";
+    if (toolsets == NULL)
+        toolsets = "demo";
+    /* every upstream's scope is offered, and unlocks its tools */
+    char *all_scopes = NULL, *all_tool_scopes = NULL;
+    if (gwcfg != NULL && gwcfg->nup > 0) {
+        char *gs = gw_scopes(gwcfg), *gts = gw_tool_scopes(gwcfg);
+        all_scopes = xasprintf("%s %s", auth.cfg.scopes != NULL ? auth.cfg.scopes : "mcp", gs);
+        all_tool_scopes = tool_scopes != NULL ? xasprintf("%s,%s", tool_scopes, gts) : xstrdup(gts);
+        auth.cfg.scopes = all_scopes;
+        tool_scopes = all_tool_scopes;
+        free(gs);
+        free(gts);
+    }
     if (!stdio && no_auth && http.listen != NULL && !is_loopback_listen(http.listen) &&
         !no_auth_public) {
         fprintf(stderr, "mcpgate serve: refusing to serve without authentication on %s (not a "
@@ -369,6 +499,25 @@ int cmd_serve(int argc, char **argv)
         mcp_server_free(srv);
         return 1;
     }
+    struct gateway *gw = NULL;
+    struct reloader rl = {.path = config};
+    if (gwcfg != NULL) {
+        /* SIGHUP is taken by the reloader thread alone: block it before any thread starts */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        if (gw_start(srv, gwcfg, !stdio && !no_auth, &gw) != 0) {
+            fprintf(stderr, "mcpgate serve: cannot start the gateway\n");
+            mcp_server_free(srv);
+            free(all_scopes);
+            free(all_tool_scopes);
+            return 1;
+        }
+        rl.gw = gw;
+        if (pthread_create(&rl.th, NULL, reload_main, &rl) != 0)
+            rl.path = NULL;
+    }
     if (stdio) {
         r = mcp_serve_stdio(srv);
     } else if (no_auth) {
@@ -395,6 +544,15 @@ int cmd_serve(int argc, char **argv)
         store_close(auth.st);
         free(master_default);
     }
+    if (gw != NULL) {
+        if (rl.path != NULL) {
+            rl.stop = true;
+            pthread_join(rl.th, NULL);
+        }
+        gw_free(gw);
+    }
     mcp_server_free(srv);
+    free(all_scopes);
+    free(all_tool_scopes);
     return r == 0 ? 0 : 1;
 }

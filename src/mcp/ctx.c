@@ -82,6 +82,11 @@ void ctx_free(struct mcp_ctx *ctx)
 
 static const struct mcp_identity anonymous = {NULL, NULL, NULL, NULL};
 
+unsigned long long mcp_ctx_session_key(const struct mcp_ctx *ctx)
+{
+    return ctx->modern ? 0 : ctx->s->key;
+}
+
 const struct mcp_identity *mcp_ctx_identity(const struct mcp_ctx *ctx)
 {
     return ctx->identity.subject != NULL ? &ctx->identity : &anonymous;

@@ -75,6 +75,10 @@ struct mcp_server {
     void *complete_udata;
     mcp_call_hook_fn call_hook;
     void *call_hook_arg;
+    mcp_access_fn access;
+    void *access_arg;
+    mcp_session_end_fn session_end;
+    void *session_end_arg;
 
     json_t *info;                /* serverInfo, built once (immutable once serving) */
 
@@ -126,6 +130,8 @@ struct mcp_session {
     unsigned long long next_out_id;
     unsigned running_jobs;
 
+    unsigned long long key; /* unique in the process (mcp_ctx_session_key) */
+
     struct mcp_session *next, *prev; /* in srv->sessions */
 };
 
@@ -174,6 +180,9 @@ json_t *server_capabilities(struct mcp_server *srv);
 json_t *server_info(struct mcp_server *srv);
 struct pool *server_pool(struct mcp_server *srv);
 void server_session_link(struct mcp_server *srv, struct mcp_session *s);
+/* May the caller see this entry (the access hook, when set)? */
+bool server_access(struct mcp_server *srv, const struct mcp_identity *who, const char *kind,
+                   const char *name);
 void server_session_unlink(struct mcp_server *srv, struct mcp_session *s);
 /* Sends a notification to every session (legacy: initialized ones; modern: listens asking for
  * filter_key). uri limits resource updates to subscribers. */

@@ -78,7 +78,8 @@ static int cursor_parse(json_t *params, const char *kind, size_t n, size_t *offs
 }
 
 static void list_entries(struct mcp_ctx *ctx, json_t *params, struct reglist *l,
-                         size_t listing_off, const char *field, const char *kind)
+                         size_t listing_off, size_t name_off, const char *access_kind,
+                         const char *field, const char *kind)
 {
     struct mcp_server *srv = ctx->s->srv;
     size_t off;
@@ -92,9 +93,13 @@ static void list_entries(struct mcp_ctx *ctx, json_t *params, struct reglist *l,
         return;
     }
     json_t *arr = json_array();
-    size_t end = off + srv->page_size < l->n ? off + srv->page_size : l->n;
-    for (size_t i = off; i < end; i++) {
-        json_t *listing = *(json_t **)((char *)l->items[i] + listing_off);
+    size_t end = off;
+    /* a page holds page_size entries the caller may see; the cursor is a registry index */
+    for (; end < l->n && json_array_size(arr) < srv->page_size; end++) {
+        const char *name = *(char **)((char *)l->items[end] + name_off);
+        if (!server_access(srv, &ctx->identity, access_kind, name))
+            continue;
+        json_t *listing = *(json_t **)((char *)l->items[end] + listing_off);
         json_array_append(arr, listing);
     }
     json_t *res = json_pack("{s:o}", field, arr);
@@ -448,6 +453,10 @@ static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
     if (name == NULL)
         return;
     struct tool *t = server_tool_get(ctx->s->srv, name);
+    if (t != NULL && !server_access(ctx->s->srv, &ctx->identity, "tool", name)) {
+        tool_unref(t);
+        t = NULL;
+    }
     if (t == NULL) {
         failf(ctx, JSONRPC_INVALID_PARAMS, NULL, "Unknown tool: %s", name);
         return;
@@ -473,6 +482,10 @@ static void m_prompts_get(struct mcp_ctx *ctx, json_t *params)
     if (name == NULL)
         return;
     struct prompt *p = server_prompt_get(ctx->s->srv, name);
+    if (p != NULL && !server_access(ctx->s->srv, &ctx->identity, "prompt", name)) {
+        prompt_unref(p);
+        p = NULL;
+    }
     if (p == NULL) {
         failf(ctx, JSONRPC_INVALID_PARAMS, NULL, "Invalid params: unknown prompt: %s", name);
         return;
@@ -493,6 +506,14 @@ static void m_resources_read(struct mcp_ctx *ctx, json_t *params)
     struct rtemplate *t;
     json_t *vars;
     if (server_resource_find(ctx->s->srv, uri, &r, &t, &vars) != 0) {
+        resource_not_found(ctx, uri);
+        return;
+    }
+    if (!server_access(ctx->s->srv, &ctx->identity, r != NULL ? "resource" : "template",
+                       r != NULL ? r->uri : t->uri_template)) {
+        resource_unref(r);
+        rtemplate_unref(t);
+        json_decref(vars);
         resource_not_found(ctx, uri);
         return;
     }
@@ -530,26 +551,26 @@ static void m_complete(struct mcp_ctx *ctx, json_t *params)
 
 static void m_tools_list(struct mcp_ctx *ctx, json_t *params)
 {
-    list_entries(ctx, params, &ctx->s->srv->tools, offsetof(struct tool, listing), "tools",
-                 "t");
+    list_entries(ctx, params, &ctx->s->srv->tools, offsetof(struct tool, listing),
+                 offsetof(struct tool, name), "tool", "tools", "t");
 }
 
 static void m_resources_list(struct mcp_ctx *ctx, json_t *params)
 {
     list_entries(ctx, params, &ctx->s->srv->resources, offsetof(struct resource, listing),
-                 "resources", "r");
+                 offsetof(struct resource, uri), "resource", "resources", "r");
 }
 
 static void m_templates_list(struct mcp_ctx *ctx, json_t *params)
 {
     list_entries(ctx, params, &ctx->s->srv->templates, offsetof(struct rtemplate, listing),
-                 "resourceTemplates", "rt");
+                 offsetof(struct rtemplate, uri_template), "template", "resourceTemplates", "rt");
 }
 
 static void m_prompts_list(struct mcp_ctx *ctx, json_t *params)
 {
-    list_entries(ctx, params, &ctx->s->srv->prompts, offsetof(struct prompt, listing), "prompts",
-                 "p");
+    list_entries(ctx, params, &ctx->s->srv->prompts, offsetof(struct prompt, listing),
+                 offsetof(struct prompt, name), "prompt", "prompts", "p");
 }
 
 static void m_ping(struct mcp_ctx *ctx, json_t *params)

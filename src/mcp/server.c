@@ -579,6 +579,24 @@ struct prompt *server_prompt_get(struct mcp_server *srv, const char *name)
     return found;
 }
 
+void mcp_server_set_access(struct mcp_server *srv, mcp_access_fn fn, void *arg)
+{
+    srv->access = fn;
+    srv->access_arg = arg;
+}
+
+void mcp_server_set_session_end(struct mcp_server *srv, mcp_session_end_fn fn, void *arg)
+{
+    srv->session_end = fn;
+    srv->session_end_arg = arg;
+}
+
+bool server_access(struct mcp_server *srv, const struct mcp_identity *who, const char *kind,
+                   const char *name)
+{
+    return srv->access == NULL || srv->access(srv->access_arg, who, kind, name);
+}
+
 void mcp_server_set_call_hook(struct mcp_server *srv, mcp_call_hook_fn fn, void *arg)
 {
     srv->call_hook = fn;
@@ -665,9 +683,35 @@ struct listen_target {
     void *stream;
 };
 
+/* A batch of registry changes made by this thread: list_changed goes out once, at the end. */
+static __thread int batch_depth;
+static __thread unsigned batch_dirty; /* 1 tools, 2 prompts, 4 resources */
+
+void mcp_server_batch(struct mcp_server *srv, bool begin)
+{
+    if (begin) {
+        batch_depth++;
+        return;
+    }
+    if (batch_depth == 0 || --batch_depth > 0)
+        return;
+    unsigned dirty = batch_dirty;
+    batch_dirty = 0;
+    if (dirty & 1)
+        mcp_server_notify_list_changed(srv, "tools");
+    if (dirty & 2)
+        mcp_server_notify_list_changed(srv, "prompts");
+    if (dirty & 4)
+        mcp_server_notify_list_changed(srv, "resources");
+}
+
 void server_broadcast(struct mcp_server *srv, const char *method, const char *filter_key,
                       const char *uri)
 {
+    if (batch_depth > 0 && uri == NULL) {
+        batch_dirty |= strstr(method, "/tools/") ? 1u : strstr(method, "/prompts/") ? 2u : 4u;
+        return;
+    }
     pthread_mutex_lock(&srv->sessions_mu);
     for (struct mcp_session *s = srv->sessions; s != NULL; s = s->next) {
         struct listen_target *targets = NULL;

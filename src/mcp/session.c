@@ -15,10 +15,13 @@
 
 #define ASK_TIMEOUT_SECONDS 600 /* how long a server-to-client request may wait for its answer */
 
+static atomic_ullong session_keys;
+
 struct mcp_session *mcp_session_new(struct mcp_server *srv, const struct mcp_session_io *io)
 {
     struct mcp_session *s = xcalloc(1, sizeof(*s));
     s->srv = srv;
+    s->key = atomic_fetch_add(&session_keys, 1) + 1;
     s->io = *io;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -659,7 +662,10 @@ void mcp_session_close(struct mcp_session *s)
     pthread_cond_broadcast(&s->cv);
     while (s->running_jobs > 0)
         pthread_cond_wait(&s->cv, &s->mu);
+    bool was_session = s->state != SESSION_NEW;
     pthread_mutex_unlock(&s->mu);
     reap_listens(s);
+    if (was_session && s->srv->session_end != NULL)
+        s->srv->session_end(s->srv->session_end_arg, s->key);
     session_unref(s);
 }

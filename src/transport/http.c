@@ -552,7 +552,17 @@ static const struct mcp_identity *identity_of(struct req *r, struct mcp_identity
 static const char *tool_scope(struct http_server *hs, const char *tool)
 {
     const char *s = json_string_value(json_object_get(hs->tool_scopes, tool));
-    return s ? s : hs->default_scope;
+    if (s != NULL)
+        return s;
+    /* "prefix*" entries: the gateway's upstream__* */
+    const char *k;
+    json_t *v;
+    json_object_foreach (hs->tool_scopes, k, v) {
+        size_t n = strlen(k);
+        if (n > 1 && k[n - 1] == '*' && strncmp(tool, k, n - 1) == 0)
+            return json_string_value(v);
+    }
+    return hs->default_scope;
 }
 
 /* A tools/call whose token lacks the tool's scope gets 403 insufficient_scope (step-up). */

@@ -1,0 +1,914 @@
+/* Upstream connections (see conn.h). A stdio child has two threads of its own: one reads its
+ * stdout (responses wake their callers; notifications and questions are routed), one logs its
+ * stderr. An HTTP upstream is an mcpc, whose thread does the same through callbacks. Callers
+ * (server worker threads) wait on the connection's condition variable and do the work their
+ * call's inbox collects (progress, log messages, questions) on their own thread, so a slow
+ * answer from the user never blocks the reader. */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/mcpc.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/reason.h"
+#include "core/xmalloc.h"
+#include "mcp/jsonrpc.h"
+
+extern char **environ;
+
+#define LINE_MAX_BYTES (16u << 20)
+#define STDERR_LINE_MAX 2048
+#define MRTR_ROUNDS 8
+
+struct call {
+    json_int_t id;
+    json_t *resp;
+    bool done;
+    char ptoken[40];          /* our progress token ("" when none asked) */
+    const struct gw_call_hooks *hooks;
+    json_t *inbox;            /* messages for the caller: notifications and questions */
+    uint64_t handle;          /* mcpc's (HTTP) */
+    struct call *next;
+};
+
+struct gw_conn {
+    char name[GW_NAME_MAX + 1];
+    bool http;
+    /* stdio */
+    pid_t pid;
+    int in_fd, out_fd, err_fd;
+    pthread_t reader, errlog;
+    bool threads;
+    pthread_mutex_t wmu;
+    /* http */
+    struct mcpc *mc;
+    /* both */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct call *calls;
+    json_int_t next_id;
+    bool dead;
+    char dead_why[200];
+    json_t *info;
+    struct gw_conn_events ev;
+    unsigned busy;
+    long long idle_since;
+    bool exit_told;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- writing (stdio) ---- */
+
+static int write_line(struct gw_conn *c, json_t *msg)
+{
+    char *s = json_dumps(msg, JSON_COMPACT);
+    if (s == NULL)
+        return ERR_INTERNAL;
+    size_t n = strlen(s);
+    s = xrealloc(s, n + 2);
+    s[n++] = '\n';
+    s[n] = '\0';
+    int r = 0;
+    pthread_mutex_lock(&c->wmu);
+    const char *p = s;
+    while (n > 0) {
+        ssize_t w = write(c->in_fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r = ERR_IO;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    pthread_mutex_unlock(&c->wmu);
+    free(s);
+    return r;
+}
+
+static int send_msg(struct gw_conn *c, json_t *msg /* stolen */)
+{
+    int r;
+    if (c->http)
+        r = json_object_get(msg, "method") != NULL && json_object_get(msg, "id") == NULL
+                ? mcpc_notify(c->mc, json_string_value(json_object_get(msg, "method")),
+                              json_incref(json_object_get(msg, "params")))
+                : mcpc_respond(c->mc, json_incref(msg));
+    else
+        r = write_line(c, msg);
+    json_decref(msg);
+    return r;
+}
+
+/* ---- routing what the upstream sends (mu held) ---- */
+
+static struct call *call_by_id(struct gw_conn *c, json_t *id)
+{
+    if (!json_is_integer(id))
+        return NULL;
+    for (struct call *k = c->calls; k != NULL; k = k->next)
+        if (k->id == json_integer_value(id))
+            return k;
+    return NULL;
+}
+
+static struct call *call_by_token(struct gw_conn *c, json_t *token)
+{
+    const char *t = json_string_value(token);
+    if (t == NULL)
+        return NULL;
+    for (struct call *k = c->calls; k != NULL; k = k->next)
+        if (k->ptoken[0] != '\0' && strcmp(k->ptoken, t) == 0)
+            return k;
+    return NULL;
+}
+
+/* The call a question or a log line of a shared child belongs to: the only call in flight,
+ * or the latest when every call in flight is for the same owner; else none (ambiguous: the
+ * question could reach the wrong user). */
+static struct call *call_for_question(struct gw_conn *c)
+{
+    struct call *latest = NULL;
+    for (struct call *k = c->calls; k != NULL; k = k->next) {
+        if (k->done)
+            continue;
+        if (latest == NULL || k->id > latest->id) {
+            if (latest != NULL && !(k->hooks && latest->hooks && k->hooks->owner &&
+                                    latest->hooks->owner &&
+                                    strcmp(k->hooks->owner, latest->hooks->owner) == 0))
+                return NULL;
+            latest = k;
+        } else if (!(k->hooks && latest->hooks && k->hooks->owner && latest->hooks->owner &&
+                     strcmp(k->hooks->owner, latest->hooks->owner) == 0)) {
+            return NULL;
+        }
+    }
+    return latest;
+}
+
+static void refuse(struct gw_conn *c, json_t *id, int code, const char *why)
+{
+    json_t *e = jsonrpc_error(id, code, why, NULL);
+    if (send_msg(c, e) != 0)
+        log_debug("[%s] cannot answer the server", c->name);
+}
+
+static void route(struct gw_conn *c, json_t *msg, uint64_t related)
+{
+    enum jsonrpc_kind kind;
+    json_t *id = NULL;
+    struct jsonrpc_fail f;
+    if (!json_is_object(msg) || jsonrpc_classify(msg, &kind, &id, &f) != 0) {
+        log_warn("[%s] sent something that is not JSON-RPC; ignored", c->name);
+        return;
+    }
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    pthread_mutex_lock(&c->mu);
+    if (kind == JSONRPC_RESPONSE) {
+        struct call *k = call_by_id(c, id);
+        if (k != NULL && !k->done) {
+            k->resp = json_incref(msg);
+            k->done = true;
+            pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (kind == JSONRPC_REQUEST) {
+        if (strcmp(method, "ping") == 0) {
+            pthread_mutex_unlock(&c->mu);
+            json_t *r = jsonrpc_result(id, json_object());
+            if (send_msg(c, r) != 0)
+                log_debug("[%s] cannot answer ping", c->name);
+            return;
+        }
+        struct call *k = NULL;
+        if (related != 0) {
+            for (struct call *x = c->calls; x != NULL; x = x->next)
+                if (x->handle == related)
+                    k = x;
+        } else {
+            k = call_for_question(c);
+        }
+        if (k == NULL || k->hooks == NULL || k->hooks->ask == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            refuse(c, id, JSONRPC_METHOD_NOT_FOUND,
+                   "mcpgate cannot tell which client to ask (no call in flight, or calls of "
+                   "several users)");
+            return;
+        }
+        json_array_append(k->inbox, msg);
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    /* notifications */
+    json_t *params = json_object_get(msg, "params");
+    if (strcmp(method, "notifications/progress") == 0) {
+        struct call *k = call_by_token(c, json_object_get(params, "progressToken"));
+        if (k != NULL) {
+            json_array_append(k->inbox, msg);
+            pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (strcmp(method, "notifications/message") == 0) {
+        struct call *k = call_for_question(c);
+        if (k != NULL && k->hooks != NULL && k->hooks->log != NULL) {
+            json_array_append(k->inbox, msg);
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+            return;
+        }
+        pthread_mutex_unlock(&c->mu);
+        const char *data = json_string_value(json_object_get(params, "data"));
+        log_info("[%s] %s", c->name, data != NULL ? data : "(a log message)");
+        return;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (c->ev.on_notification != NULL)
+        c->ev.on_notification(c->ev.arg, msg);
+}
+
+static void mark_dead(struct gw_conn *c, const char *why)
+{
+    pthread_mutex_lock(&c->mu);
+    bool was = c->dead;
+    c->dead = true;
+    if (!was)
+        snprintf(c->dead_why, sizeof c->dead_why, "%s", why);
+    pthread_cond_broadcast(&c->cv);
+    bool tell = !was && !c->exit_told;
+    c->exit_told = true;
+    pthread_mutex_unlock(&c->mu);
+    if (tell && c->ev.on_exit != NULL)
+        c->ev.on_exit(c->ev.arg, why);
+}
+
+/* ---- the stdio child's threads ---- */
+
+static void *reader_main(void *arg)
+{
+    struct gw_conn *c = arg;
+    struct buf line;
+    buf_init(&line, LINE_MAX_BYTES);
+    char chunk[65536];
+    bool skipping = false;
+    for (;;) {
+        ssize_t n = read(c->out_fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        const char *p = chunk, *end = chunk + n;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t take = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+            if (!skipping && buf_append(&line, p, take) != 0) {
+                log_warn("[%s] sent a line longer than %u bytes; skipped", c->name,
+                         LINE_MAX_BYTES);
+                skipping = true;
+                buf_reset(&line);
+            }
+            if (nl == NULL)
+                break;
+            if (!skipping && line.len > 0) {
+                json_t *msg = NULL;
+                struct jsonrpc_fail f;
+                size_t len = line.len;
+                if (line.data[len - 1] == '\r')
+                    len--;
+                if (jsonrpc_parse(line.data, len, LINE_MAX_BYTES, 64, &msg, &f) == 0) {
+                    if (json_is_array(msg)) {
+                        size_t i;
+                        json_t *m;
+                        json_array_foreach (msg, i, m)
+                            route(c, m, 0);
+                    } else {
+                        route(c, msg, 0);
+                    }
+                    json_decref(msg);
+                } else {
+                    /* servers that print to stdout: not ours to fix, worth a line */
+                    char q[130];
+                    log_warn("[%s] wrote a line that is not JSON on stdout: %s", c->name,
+                             reason_quote(line.data, 120, q));
+                }
+            }
+            skipping = false;
+            buf_reset(&line);
+            p = nl + 1;
+        }
+    }
+    buf_free(&line);
+    int st = 0;
+    char why[160];
+    pid_t w = waitpid(c->pid, &st, 0);
+    if (w == c->pid && WIFEXITED(st))
+        snprintf(why, sizeof why, "the server exited with status %d", WEXITSTATUS(st));
+    else if (w == c->pid && WIFSIGNALED(st))
+        snprintf(why, sizeof why, "the server was killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(why, sizeof why, "the server closed its output");
+    if (w == c->pid)
+        c->pid = 0;
+    mark_dead(c, why);
+    return NULL;
+}
+
+/* A line of the child's stderr made safe for our log: control characters become '?'
+ * (no forged log lines), the rest (UTF-8 included) stays as written. */
+static void log_safe(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+static void *errlog_main(void *arg)
+{
+    struct gw_conn *c = arg;
+    char buf[STDERR_LINE_MAX + 1];
+    size_t n = 0;
+    char chunk[4096];
+    for (;;) {
+        ssize_t r = read(c->err_fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++) {
+            if (chunk[i] == '\n' || n == STDERR_LINE_MAX) {
+                buf[n] = '\0';
+                log_safe(buf);
+                if (n > 0)
+                    log_info("[%s] %s", c->name, buf);
+                n = 0;
+                if (chunk[i] == '\n')
+                    continue;
+            }
+            buf[n++] = chunk[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- calls ---- */
+
+static void call_unlink(struct gw_conn *c, struct call *k)
+{
+    for (struct call **pp = &c->calls; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    }
+    if (--c->busy == 0)
+        c->idle_since = now_ms();
+}
+
+/* The HTTP reply callback needs the connection too. */
+struct http_reply {
+    struct gw_conn *c;
+    struct call *k;
+};
+
+static void on_http_done(void *arg, json_t *resp)
+{
+    struct http_reply *hr = arg;
+    struct gw_conn *c = hr->c;
+    pthread_mutex_lock(&c->mu);
+    for (struct call *k = c->calls; k != NULL; k = k->next) {
+        if (k == hr->k && !k->done) {
+            k->resp = json_incref(resp);
+            k->done = true;
+            pthread_cond_broadcast(&c->cv);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(hr);
+}
+
+/* Does what the inbox holds, on the caller's thread (mu not held). */
+static void drain_inbox(struct gw_conn *c, struct call *k, json_t *items)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach (items, i, m) {
+        const char *method = json_string_value(json_object_get(m, "method"));
+        json_t *params = json_object_get(m, "params");
+        json_t *id = json_object_get(m, "id");
+        if (id == NULL) {
+            if (strcmp(method, "notifications/progress") == 0 && k->hooks->progress != NULL)
+                k->hooks->progress(k->hooks->arg, params);
+            else if (strcmp(method, "notifications/message") == 0 && k->hooks->log != NULL)
+                k->hooks->log(k->hooks->arg, params);
+            continue;
+        }
+        int code = JSONRPC_INTERNAL_ERROR;
+        char why[300] = "the client could not answer";
+        json_t *res = k->hooks->ask(k->hooks->arg, method, params, &code, why, sizeof why);
+        json_t *answer = res != NULL ? jsonrpc_result(id, res) : jsonrpc_error(id, code, why, NULL);
+        if (send_msg(c, answer) != 0)
+            log_warn("[%s] cannot pass the client's answer on", c->name);
+    }
+}
+
+static int call_once(struct gw_conn *c, const char *method, json_t *params, int timeout_ms,
+                     const struct gw_call_hooks *hooks, json_t **resp, char *why, size_t whylen)
+{
+    struct call *k = xcalloc(1, sizeof *k);
+    int r = 0;
+    k->hooks = hooks;
+    k->inbox = json_array();
+    *resp = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        reason_set(why, whylen, "%s", c->dead_why);
+        pthread_mutex_unlock(&c->mu);
+        json_decref(k->inbox);
+        free(k);
+        json_decref(params);
+        return ERR_IO;
+    }
+    k->id = ++c->next_id;
+    if (hooks != NULL && hooks->progress != NULL) {
+        snprintf(k->ptoken, sizeof k->ptoken, "gw-%lld", (long long)k->id);
+        if (params == NULL)
+            params = json_object();
+        json_t *meta = json_object_get(params, "_meta");
+        if (!json_is_object(meta)) {
+            meta = json_object();
+            json_object_set_new(params, "_meta", meta);
+        }
+        json_object_set_new(meta, "progressToken", json_string(k->ptoken));
+    }
+    k->next = c->calls;
+    c->calls = k;
+    c->busy++;
+    pthread_mutex_unlock(&c->mu);
+
+    if (c->http) {
+        struct http_reply *hr = xcalloc(1, sizeof *hr);
+        hr->c = c;
+        hr->k = k;
+        uint64_t h = 0;
+        if (mcpc_request(c->mc, method, params, on_http_done, hr, &h) != 0) {
+            free(hr);
+            r = ERR_IO;
+            reason_set(why, whylen, "the connection is closing");
+        }
+        pthread_mutex_lock(&c->mu);
+        k->handle = h;
+        pthread_mutex_unlock(&c->mu);
+    } else {
+        json_t *idv = json_integer(k->id);
+        json_t *msg = jsonrpc_request(idv, method, params);
+        json_decref(idv);
+        if (write_line(c, msg) != 0) {
+            r = ERR_IO;
+            reason_set(why, whylen, "cannot write to the server (it exited?)");
+        }
+        json_decref(msg);
+    }
+    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 86400000LL);
+    pthread_mutex_lock(&c->mu);
+    while (r == 0 && !k->done) {
+        if (json_array_size(k->inbox) > 0) {
+            json_t *items = k->inbox;
+            k->inbox = json_array();
+            pthread_mutex_unlock(&c->mu);
+            drain_inbox(c, k, items);
+            json_decref(items);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        if (c->dead) {
+            reason_set(why, whylen, "%s", c->dead_why);
+            r = ERR_IO;
+            break;
+        }
+        pthread_mutex_unlock(&c->mu);
+        bool cancelled = hooks != NULL && hooks->cancelled != NULL && hooks->cancelled(hooks->arg);
+        bool late = now_ms() >= deadline;
+        pthread_mutex_lock(&c->mu);
+        if (k->done)
+            break;
+        if (cancelled || late) {
+            r = cancelled ? ERR_CANCELLED : ERR_TIMEOUT;
+            reason_set(why, whylen, cancelled ? "cancelled" : "the server did not answer in time");
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    if (r == 0) {
+        *resp = k->resp;
+        k->resp = NULL;
+    }
+    uint64_t handle = k->handle;
+    json_int_t id = k->id;
+    call_unlink(c, k);
+    pthread_mutex_unlock(&c->mu);
+    if (r == ERR_CANCELLED || r == ERR_TIMEOUT) {
+        if (c->http) {
+            mcpc_cancel(c->mc, handle, why);
+        } else {
+            json_t *n = jsonrpc_notification(
+                "notifications/cancelled",
+                json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason", why));
+            if (write_line(c, n) != 0)
+                log_debug("[%s] cannot send the cancellation", c->name);
+            json_decref(n);
+        }
+    }
+    json_decref(k->resp);
+    json_decref(k->inbox);
+    free(k);
+    return r;
+}
+
+int gw_conn_call(struct gw_conn *c, const char *method, json_t *params, int timeout_ms,
+                 const struct gw_call_hooks *hooks, json_t **resp, char *why, size_t whylen)
+{
+    json_t *base = params != NULL ? json_deep_copy(params) : NULL;
+    int r = call_once(c, method, params, timeout_ms, hooks, resp, why, whylen);
+    /* a 2026-07-28 upstream asks its questions as input_required: ask, then call again */
+    for (int round = 0; r == 0 && round < MRTR_ROUNDS; round++) {
+        json_t *result = json_object_get(*resp, "result");
+        const char *rt = json_string_value(json_object_get(result, "resultType"));
+        if (rt == NULL || strcmp(rt, "input_required") != 0 || hooks == NULL ||
+            hooks->ask == NULL)
+            break;
+        json_t *answers = json_object();
+        const char *key;
+        json_t *ir;
+        json_object_foreach (json_object_get(result, "inputRequests"), key, ir) {
+            int code = 0;
+            char w[300] = "";
+            json_t *a = hooks->ask(hooks->arg, json_string_value(json_object_get(ir, "method")),
+                                   json_object_get(ir, "params"), &code, w, sizeof w);
+            if (a == NULL) {
+                reason_set(why, whylen, "%s", w);
+                r = ERR_INVALID;
+                break;
+            }
+            json_object_set_new(answers, key, a);
+        }
+        if (r != 0) {
+            json_decref(answers);
+            break;
+        }
+        json_t *again = base != NULL ? json_deep_copy(base) : json_object();
+        json_object_set_new(again, "inputResponses", answers);
+        if (json_object_get(result, "requestState") != NULL)
+            json_object_set(again, "requestState", json_object_get(result, "requestState"));
+        json_decref(*resp);
+        *resp = NULL;
+        r = call_once(c, method, again, timeout_ms, hooks, resp, why, whylen);
+    }
+    json_decref(base);
+    return r;
+}
+
+/* ---- starting ---- */
+
+static struct gw_conn *conn_new(const char *name, const struct gw_conn_events *ev)
+{
+    struct gw_conn *c = xcalloc(1, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->in_fd = c->out_fd = c->err_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->wmu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (ev != NULL)
+        c->ev = *ev;
+    c->idle_since = now_ms();
+    return c;
+}
+
+static json_t *client_capabilities(void)
+{
+    /* no roots: the client's roots are on another machine; a local server would take them
+     * for its own */
+    return json_pack("{s:{s:{}, s:{}}, s:{}}", "elicitation", "form", "url", "sampling");
+}
+
+static int handshake(struct gw_conn *c, const struct gw_upstream_cfg *u, char *why, size_t whylen)
+{
+    json_t *resp = NULL;
+    json_t *params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion",
+                               MCP_VERSION_LATEST_LEGACY, "capabilities", client_capabilities(),
+                               "clientInfo", "name", "mcpgate-gateway", "version",
+                               MCPGATE_VERSION);
+    int r = call_once(c, "initialize", params, u->start_timeout_s * 1000, NULL, &resp, why,
+                      whylen);
+    if (r == ERR_TIMEOUT)
+        reason_set(why, whylen, "no answer to initialize within %d s (startTimeout)",
+                   u->start_timeout_s);
+    if (r != 0)
+        return r;
+    json_t *result = json_object_get(resp, "result");
+    if (!json_is_object(result)) {
+        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"),
+                                                          "message"));
+        reason_set(why, whylen, "initialize refused: %s", m != NULL ? m : "no result");
+        json_decref(resp);
+        return ERR_INVALID;
+    }
+    c->info = json_incref(result);
+    json_decref(resp);
+    json_t *n = jsonrpc_notification("notifications/initialized", NULL);
+    r = write_line(c, n);
+    json_decref(n);
+    return r;
+}
+
+int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
+                  const struct gw_conn_events *ev, struct gw_conn **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    struct gw_conn *c = conn_new(u->name, ev);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    char **envp = NULL, **argv = NULL;
+    int r = ERR_IO;
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
+        reason_set(why, whylen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    size_t ne = 0, na = 0;
+    for (char *const *e = u->env; e != NULL && *e != NULL; e++)
+        ne++;
+    for (char *const *e = extra_env; e != NULL && *e != NULL; e++)
+        ne++;
+    envp = xcalloc(ne + 1, sizeof *envp);
+    ne = 0;
+    for (char *const *e = u->env; e != NULL && *e != NULL; e++)
+        envp[ne++] = *e;
+    for (char *const *e = extra_env; e != NULL && *e != NULL; e++)
+        envp[ne++] = *e;
+    for (char *const *a = u->args; a != NULL && *a != NULL; a++)
+        na++;
+    argv = xcalloc(na + 2, sizeof *argv);
+    argv[0] = u->command;
+    for (size_t i = 0; i < na; i++)
+        argv[i + 1] = u->args[i];
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    if (u->cwd != NULL)
+        posix_spawn_file_actions_addchdir_np(&fa, u->cwd);
+    posix_spawnattr_init(&at);
+    /* its own process group: stopping it stops what it started too */
+    posix_spawnattr_setpgroup(&at, 0);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    int e = strchr(u->command, '/') != NULL
+                ? posix_spawn(&c->pid, u->command, &fa, &at, argv, envp)
+                : posix_spawnp(&c->pid, u->command, &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (e != 0) {
+        reason_set(why, whylen, "cannot start '%s': %s", u->command, strerror(e));
+        c->pid = 0;
+        goto fail;
+    }
+    close(in[0]);
+    close(outp[1]);
+    close(errp[1]);
+    in[0] = outp[1] = errp[1] = -1;
+    c->in_fd = in[1];
+    c->out_fd = outp[0];
+    c->err_fd = errp[0];
+    if (pthread_create(&c->reader, NULL, reader_main, c) != 0 ||
+        pthread_create(&c->errlog, NULL, errlog_main, c) != 0) {
+        reason_set(why, whylen, "cannot start threads");
+        goto fail;
+    }
+    c->threads = true;
+    free(envp);
+    free(argv);
+    envp = NULL;
+    argv = NULL;
+    if ((r = handshake(c, u, why, whylen)) != 0)
+        goto fail_started;
+    log_info("[%s] started (pid %ld): %s %s", u->name, (long)c->pid,
+             json_string_value(json_object_get(json_object_get(c->info, "serverInfo"), "name"))
+                 ?: "?",
+             json_string_value(json_object_get(c->info, "protocolVersion")) ?: "?");
+    *out = c;
+    return 0;
+fail:
+    if (in[0] >= 0)
+        close(in[0]);
+    if (in[1] >= 0 && c->in_fd != in[1])
+        close(in[1]);
+    if (outp[0] >= 0 && c->out_fd != outp[0])
+        close(outp[0]);
+    if (outp[1] >= 0)
+        close(outp[1]);
+    if (errp[0] >= 0 && c->err_fd != errp[0])
+        close(errp[0]);
+    if (errp[1] >= 0)
+        close(errp[1]);
+    free(envp);
+    free(argv);
+fail_started:
+    c->exit_told = true; /* nobody to tell: the caller hears the error */
+    gw_conn_free(c);
+    return r != 0 ? r : ERR_IO;
+}
+
+/* ---- HTTP upstreams ---- */
+
+static void http_notification(void *arg, json_t *msg)
+{
+    route(arg, msg, 0);
+}
+
+static void http_request(void *arg, json_t *msg, uint64_t related)
+{
+    route(arg, msg, related);
+}
+
+static void http_lost(void *arg, const char *why)
+{
+    mark_dead(arg, why);
+}
+
+int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *ev,
+                 struct gw_conn **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    struct gw_conn *c = conn_new(u->name, ev);
+    c->http = true;
+    json_t *caps = client_capabilities();
+    json_t *info = json_pack("{s:s, s:s}", "name", "mcpgate-gateway", "version", MCPGATE_VERSION);
+    enum mcpc_transport t = MCPC_HTTP_FIRST;
+    if (u->transport != NULL)
+        t = strcmp(u->transport, "sse-first") == 0  ? MCPC_SSE_FIRST
+            : strcmp(u->transport, "http-only") == 0 ? MCPC_HTTP_ONLY
+            : strcmp(u->transport, "sse-only") == 0  ? MCPC_SSE_ONLY
+                                                     : MCPC_HTTP_FIRST;
+    struct mcpc_opts mo = {.url = u->url,
+                           .transport = t,
+                           .protocol_version = u->protocol_version,
+                           .headers = (const char *const *)u->headers,
+                           .http = {.allow_http = true},
+                           .client_info = info,
+                           .capabilities = caps,
+                           .connect_timeout_s = u->start_timeout_s};
+    struct mcpc_events mev = {.on_notification = http_notification,
+                              .on_request = http_request,
+                              .on_lost = http_lost};
+    int r = mcpc_new(&mo, &mev, c, &c->mc);
+    json_decref(caps);
+    json_decref(info);
+    if (r != 0) {
+        reason_set(why, whylen, "cannot use the URL %s", u->url);
+        goto fail;
+    }
+    if ((r = mcpc_connect(c->mc, NULL, why, whylen)) != 0)
+        goto fail;
+    c->info = mcpc_server_info(c->mc);
+    log_info("[%s] connected to %s (protocol %s)", u->name, u->url,
+             mcpc_protocol_version(c->mc));
+    *out = c;
+    return 0;
+fail:
+    c->exit_told = true;
+    gw_conn_free(c);
+    return r != 0 ? r : ERR_IO;
+}
+
+/* ---- the rest ---- */
+
+bool gw_conn_alive(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool alive = !c->dead;
+    pthread_mutex_unlock(&c->mu);
+    return alive;
+}
+
+json_t *gw_conn_info(struct gw_conn *c)
+{
+    return c->info;
+}
+
+unsigned gw_conn_busy(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned b = c->busy;
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+long long gw_conn_idle_since(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long long t = c->idle_since;
+    pthread_mutex_unlock(&c->mu);
+    return t;
+}
+
+long gw_conn_pid(struct gw_conn *c)
+{
+    return c->http ? 0 : (long)c->pid;
+}
+
+static bool wait_exit(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms / 20; i++) {
+        if (kill(pid, 0) != 0)
+            return true;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return kill(pid, 0) != 0;
+}
+
+void gw_conn_free(struct gw_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->exit_told = true; /* a stop we asked for is not news */
+    pthread_mutex_unlock(&c->mu);
+    if (c->http) {
+        mcpc_free(c->mc);
+        mark_dead(c, "the gateway is stopping it");
+    } else {
+        if (c->in_fd >= 0) {
+            close(c->in_fd); /* the MCP way to ask a stdio server to stop */
+            c->in_fd = -1;
+        }
+        pid_t pid = c->pid;
+        if (pid > 0 && !wait_exit(pid, 2000)) {
+            kill(-pid, SIGTERM);
+            if (!wait_exit(pid, 2000))
+                kill(-pid, SIGKILL);
+        }
+        if (c->threads) {
+            pthread_join(c->reader, NULL);
+            pthread_join(c->errlog, NULL);
+        }
+        if (c->out_fd >= 0)
+            close(c->out_fd);
+        if (c->err_fd >= 0)
+            close(c->err_fd);
+    }
+    /* callers still waiting heard it (mark_dead broadcast): let them leave first */
+    pthread_mutex_lock(&c->mu);
+    c->dead = true;
+    pthread_cond_broadcast(&c->cv);
+    while (c->busy > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    json_decref(c->info);
+    pthread_mutex_destroy(&c->wmu);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}

@@ -1,0 +1,69 @@
+/* One connection to an upstream MCP server, whatever carries it: a stdio child process
+ * (spawned with posix_spawn in its own process group, newline-delimited JSON-RPC on its pipes,
+ * its stderr logged line by line under the upstream's name) or a remote HTTP server (through
+ * the client transport, mcpc). Calls are blocking and made from the server's worker threads:
+ * several at once, each with its own upstream id, its own progress token, and the server's
+ * questions (elicitation, sampling, roots) routed back to the call they belong to. */
+#ifndef MCPGATE_GATEWAY_CONN_H
+#define MCPGATE_GATEWAY_CONN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "gateway/gateway.h"
+
+struct gw_conn;
+
+/* What a call does while it waits: the caller's own hooks. */
+struct gw_call_hooks {
+    /* Cancelled by the caller's client? Polled. */
+    bool (*cancelled)(void *arg);
+    /* A progress notification for this call (params borrowed). */
+    void (*progress)(void *arg, json_t *params);
+    /* A log message from the upstream while the call runs (params borrowed). */
+    void (*log)(void *arg, json_t *params);
+    /* The upstream asks something (method, params borrowed): return the result (new) or NULL
+     * with *code and why for an error response. */
+    json_t *(*ask)(void *arg, const char *method, json_t *params, int *code, char *why,
+                   size_t whylen);
+    void *arg;
+    const char *owner; /* who the call is for (routes questions of a shared stdio child) */
+};
+
+/* Connection-wide events (notifications not tied to a call: list_changed, resources/updated). */
+struct gw_conn_events {
+    void (*on_notification)(void *arg, json_t *msg);
+    void (*on_exit)(void *arg, const char *why); /* the child died or the connection is lost */
+    void *arg;
+};
+
+/* Spawns the stdio server u->command and does the initialize handshake (within
+ * u->start_timeout_s). extra_env ("K=V", NULL-terminated, may be NULL) is added to u->env. */
+int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
+                  const struct gw_conn_events *ev, struct gw_conn **out /* OUT */, char *why,
+                  size_t whylen) ERR_WARN_UNUSED;
+/* Connects to the HTTP server u->url (era probe, handshake). */
+int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *ev,
+                 struct gw_conn **out /* OUT */, char *why, size_t whylen) ERR_WARN_UNUSED;
+
+/* Calls method with params (stolen) and waits up to timeout_ms for the response (new
+ * reference in *resp: {"result"} or {"error"}). 0; ERR_CANCELLED (the upstream was told);
+ * ERR_TIMEOUT; ERR_IO when the connection ended (why says how). */
+int gw_conn_call(struct gw_conn *c, const char *method, json_t *params, int timeout_ms,
+                 const struct gw_call_hooks *hooks, json_t **resp /* OUT */, char *why,
+                 size_t whylen) ERR_WARN_UNUSED;
+bool gw_conn_alive(struct gw_conn *c);
+/* The initialize result (or discover result) of the upstream; borrowed. */
+json_t *gw_conn_info(struct gw_conn *c);
+/* Calls in flight, and the time of the last call's end (for idle stopping). */
+unsigned gw_conn_busy(struct gw_conn *c);
+long long gw_conn_idle_since(struct gw_conn *c);
+/* The child's pid (0 for HTTP). */
+long gw_conn_pid(struct gw_conn *c);
+/* Ends it: stdin closed, 2 s, SIGTERM to the process group, 2 s, SIGKILL; in-flight calls get
+ * ERR_IO. NULL is a no-op. */
+void gw_conn_free(struct gw_conn *c);
+
+#endif

@@ -1,0 +1,1350 @@
+/* The running gateway (see gateway.h): upstreams, their children, their catalogs registered in
+ * the server, and the handlers that forward each call.
+ *
+ * A forwarded call runs on a thread of its own (a "pcall"), so that it can outlive one round of
+ * a 2026-07-28 client: when the upstream asks the user something, the handler asks the client
+ * (mcp_ctx_ask); a legacy client answers at once, a 2026-07-28 one gets input_required and calls
+ * again, and the new round finds the pcall (its token kept in the engine's sealed request
+ * state) still waiting for that answer. Lifetimes: upstreams, entries and pcalls are only freed
+ * by gw_free, after every child is stopped, so a handler in flight never meets freed memory. */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/reason.h"
+#include "core/xmalloc.h"
+#include "gateway/conn.h"
+#include "gateway/gateway.h"
+#include "mcp/jsonrpc.h"
+
+#define PARK_TTL_MS (10 * 60 * 1000) /* a question waits this long for the client's retry */
+#define REAPER_TICK_MS 500
+
+struct up;
+
+/* A registered entry's handler data. */
+struct entry {
+    struct up *up;
+    char *orig;   /* the upstream's own name or URI */
+    struct entry *next;
+};
+
+/* A child (or the HTTP connection) serving one owner: everyone (shared) or one session/user. */
+struct slot {
+    char *owner;          /* "shared", "s:<session key>" or "u:<subject>" */
+    char *user;           /* subject of a per-session child, for the per-user cap */
+    struct gw_conn *conn; /* NULL while (re)starting or after it died */
+    bool dead;
+    int restarts;
+    long long retry_at;   /* shared: when to try starting it again */
+    struct slot *next;
+};
+
+struct up {
+    struct gateway *gw;
+    struct gw_upstream_cfg cfg; /* owned (moved out of the configuration) */
+    pthread_mutex_t mu;
+    struct slot *slots;
+    json_t *reg;          /* what is registered: {"tools": [names], "prompts": [...], ...} */
+    json_t *seen;         /* the upstream's lists as last seen: {"tools": [...], ...} */
+    bool removed;
+    bool refresh_tools, refresh_prompts, refresh_resources;
+    struct up *next;
+};
+
+/* A forwarded call in progress. */
+struct pcall {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct up *up;
+    struct gw_conn *conn;
+    char *method;
+    json_t *params;
+    int timeout_ms;
+    char owner[80];
+    char token[48];
+    /* the handler attached now (NULL between the rounds of a 2026-07-28 client) */
+    struct mcp_ctx *ctx;
+    long long parked_at;
+    bool cancel;
+    /* a question from the upstream */
+    bool q_pending, q_answered;
+    unsigned q_seq;
+    char *q_method;
+    json_t *q_params, *q_answer;
+    int q_code;
+    char q_why[300];
+    /* the end */
+    bool done;
+    int r;
+    json_t *resp;
+    char why[300];
+    int refs;     /* the thread's and the handler's (or the parked round's); (gateway mu) */
+    struct pcall *next;
+};
+
+struct gateway {
+    struct mcp_server *srv;
+    bool auth;
+    pthread_mutex_t mu;   /* the lists below, children counts */
+    pthread_cond_t cv;
+    struct up *ups;       /* live and removed (removed ones stay until gw_free) */
+    struct entry *entries;
+    struct pcall *pcalls;
+    json_t *uri_owner;    /* resource URI or template -> upstream name */
+    int max_children, max_per_user, children;
+    pthread_t reaper;
+    bool stop;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* ---- children ---- */
+
+static void on_conn_notification(void *arg, json_t *msg);
+static void on_conn_exit(void *arg, const char *why);
+
+struct slot_ref {
+    struct up *up;
+    struct slot *slot;
+};
+
+static int slot_start(struct up *u, struct slot *s, const struct mcp_identity *who,
+                      unsigned long long session, char *why, size_t whylen)
+{
+    struct slot_ref *ref = xcalloc(1, sizeof *ref); /* freed with the gateway's entries */
+    ref->up = u;
+    ref->slot = s;
+    struct gw_conn_events ev = {.on_notification = on_conn_notification,
+                                .on_exit = on_conn_exit,
+                                .arg = ref};
+    struct gw_conn *c = NULL;
+    int r;
+    if (u->cfg.url != NULL) {
+        r = gw_conn_http(&u->cfg, &ev, &c, why, whylen);
+    } else {
+        /* who is calling reaches a per-session child through its environment */
+        char *env[6] = {0};
+        size_t n = 0;
+        if (who != NULL && who->subject != NULL)
+            env[n++] = xasprintf("MCPGATE_SUBJECT=%s", who->subject);
+        if (who != NULL && who->username != NULL)
+            env[n++] = xasprintf("MCPGATE_USER=%s", who->username);
+        if (who != NULL && who->client_id != NULL)
+            env[n++] = xasprintf("MCPGATE_CLIENT_ID=%s", who->client_id);
+        if (session != 0)
+            env[n++] = xasprintf("MCPGATE_SESSION=%llu", session);
+        r = gw_conn_spawn(&u->cfg, env, &ev, &c, why, whylen);
+        for (size_t i = 0; i < n; i++)
+            free(env[i]);
+    }
+    if (r != 0) {
+        free(ref);
+        return r;
+    }
+    pthread_mutex_lock(&u->gw->mu);
+    /* the ref lives as long as the gateway: park it among the entries' allocations */
+    struct entry *keep = xcalloc(1, sizeof *keep);
+    keep->orig = (char *)ref; /* freed in gw_free */
+    keep->up = NULL;
+    keep->next = u->gw->entries;
+    u->gw->entries = keep;
+    pthread_mutex_unlock(&u->gw->mu);
+    pthread_mutex_lock(&u->mu);
+    s->conn = c;
+    s->dead = false;
+    pthread_mutex_unlock(&u->mu);
+    return 0;
+}
+
+static void slot_stop(struct up *u, struct slot *s)
+{
+    pthread_mutex_lock(&u->mu);
+    struct gw_conn *c = s->conn;
+    s->conn = NULL;
+    s->dead = true;
+    pthread_mutex_unlock(&u->mu);
+    if (c != NULL) {
+        if (u->cfg.url == NULL) {
+            pthread_mutex_lock(&u->gw->mu);
+            u->gw->children--;
+            pthread_mutex_unlock(&u->gw->mu);
+        }
+        gw_conn_free(c);
+    }
+}
+
+static void on_conn_exit(void *arg, const char *why)
+{
+    struct slot_ref *ref = arg;
+    struct up *u = ref->up;
+    pthread_mutex_lock(&u->mu);
+    bool shared = strcmp(ref->slot->owner, "shared") == 0;
+    ref->slot->dead = true;
+    if (shared)
+        ref->slot->retry_at = now_ms() + (500LL << (ref->slot->restarts < 6 ? ref->slot->restarts : 6));
+    pthread_mutex_unlock(&u->mu);
+    log_warn("[%s] %s%s", u->cfg.name, why,
+             shared ? "; calls in flight fail, it is restarted" : "; its session's next call "
+                                                                  "starts a new one");
+    pthread_mutex_lock(&u->gw->mu);
+    pthread_cond_broadcast(&u->gw->cv);
+    pthread_mutex_unlock(&u->gw->mu);
+}
+
+/* The connection for a call: the shared child (restarted if it died), or the caller's own
+ * per-session child (started on first use, within the caps). */
+static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner,
+                    size_t ownerlen, char *why, size_t whylen)
+{
+    const struct mcp_identity *who = ctx != NULL ? mcp_ctx_identity(ctx) : NULL;
+    unsigned long long key = ctx != NULL ? mcp_ctx_session_key(ctx) : 0;
+    struct gateway *gw = u->gw;
+    *out = NULL;
+    if (u->cfg.process == GW_SHARED || u->cfg.url != NULL)
+        snprintf(owner, ownerlen, "shared");
+    else if (key != 0)
+        snprintf(owner, ownerlen, "s:%llu", key);
+    else
+        snprintf(owner, ownerlen, "u:%.70s", who != NULL && who->subject ? who->subject : "-");
+    pthread_mutex_lock(&u->mu);
+    struct slot *s = u->slots;
+    while (s != NULL && strcmp(s->owner, owner) != 0)
+        s = s->next;
+    if (s != NULL && s->conn != NULL && !s->dead) {
+        *out = s->conn;
+        pthread_mutex_unlock(&u->mu);
+        return 0;
+    }
+    bool shared = strcmp(owner, "shared") == 0;
+    if (s != NULL && shared && s->restarts > u->cfg.max_restarts) {
+        pthread_mutex_unlock(&u->mu);
+        reason_set(why, whylen, "%s failed to start %d times in a row; see the server's log",
+                   u->cfg.name, s->restarts);
+        return ERR_UNSUPPORTED;
+    }
+    if (s == NULL) {
+        s = xcalloc(1, sizeof *s);
+        s->owner = xstrdup(owner);
+        s->user = xstrdup(who != NULL && who->subject ? who->subject : "-");
+        s->next = u->slots;
+        u->slots = s;
+    }
+    /* a dead shared child is restarted below; a dead per-session one too (a new one) */
+    struct gw_conn *old = s->conn;
+    s->conn = NULL;
+    pthread_mutex_unlock(&u->mu);
+    if (old != NULL) {
+        if (u->cfg.url == NULL) {
+            pthread_mutex_lock(&gw->mu);
+            gw->children--;
+            pthread_mutex_unlock(&gw->mu);
+        }
+        gw_conn_free(old);
+    }
+    if (u->cfg.url == NULL) {
+        /* the caps on children */
+        pthread_mutex_lock(&gw->mu);
+        int mine = 0, same_up = 0;
+        if (!shared) {
+            for (struct up *x = gw->ups; x != NULL; x = x->next) {
+                pthread_mutex_lock(&x->mu);
+                for (struct slot *y = x->slots; y != NULL; y = y->next) {
+                    if (y->conn == NULL || strcmp(y->owner, "shared") == 0)
+                        continue;
+                    if (strcmp(y->user, s->user) == 0)
+                        mine++;
+                    if (x == u)
+                        same_up++;
+                }
+                pthread_mutex_unlock(&x->mu);
+            }
+        }
+        if (gw->children >= gw->max_children || (!shared && mine >= gw->max_per_user) ||
+            (!shared && same_up >= u->cfg.max_children)) {
+            pthread_mutex_unlock(&gw->mu);
+            reason_set(why, whylen,
+                       "too many running servers (limits: %d in all, %d per user, %d of %s); "
+                       "try again later",
+                       gw->max_children, gw->max_per_user, u->cfg.max_children, u->cfg.name);
+            return ERR_TOOBIG;
+        }
+        gw->children++;
+        pthread_mutex_unlock(&gw->mu);
+    }
+    int r = slot_start(u, s, who, key, why, whylen);
+    pthread_mutex_lock(&u->mu);
+    if (r != 0) {
+        s->restarts++;
+        s->dead = true;
+        s->retry_at = now_ms() + (500LL << (s->restarts < 6 ? s->restarts : 6));
+    } else {
+        s->restarts = 0;
+        *out = s->conn;
+    }
+    pthread_mutex_unlock(&u->mu);
+    if (r != 0 && u->cfg.url == NULL) {
+        pthread_mutex_lock(&gw->mu);
+        gw->children--;
+        pthread_mutex_unlock(&gw->mu);
+    }
+    return r;
+}
+
+/* ---- forwarding: the pcall thread ---- */
+
+static bool pc_cancelled(void *arg)
+{
+    struct pcall *pc = arg;
+    pthread_mutex_lock(&pc->mu);
+    bool c = pc->cancel || (pc->ctx == NULL && pc->parked_at > 0 &&
+                            now_ms() - pc->parked_at > PARK_TTL_MS);
+    pthread_mutex_unlock(&pc->mu);
+    return c;
+}
+
+static void pc_progress(void *arg, json_t *params)
+{
+    struct pcall *pc = arg;
+    pthread_mutex_lock(&pc->mu);
+    if (pc->ctx != NULL) {
+        json_t *total = json_object_get(params, "total");
+        mcp_ctx_progress(pc->ctx, json_number_value(json_object_get(params, "progress")),
+                         total != NULL ? json_number_value(total) : -1,
+                         json_string_value(json_object_get(params, "message")));
+    }
+    pthread_mutex_unlock(&pc->mu);
+}
+
+static void pc_log(void *arg, json_t *params)
+{
+    static const char *const levels[] = {"debug", "info", "notice", "warning",
+                                         "error", "critical", "alert", "emergency"};
+    struct pcall *pc = arg;
+    const char *lv = json_string_value(json_object_get(params, "level"));
+    int level = MCP_LOG_INFO;
+    for (int i = 0; lv != NULL && i < 8; i++)
+        if (strcmp(lv, levels[i]) == 0)
+            level = i;
+    pthread_mutex_lock(&pc->mu);
+    if (pc->ctx != NULL)
+        mcp_ctx_log(pc->ctx, (enum mcp_log_level)level,
+                    json_string_value(json_object_get(params, "logger")),
+                    json_deep_copy(json_object_get(params, "data")));
+    pthread_mutex_unlock(&pc->mu);
+}
+
+/* The upstream asks: hand the question to the handler (attached now or in a later round) and
+ * wait for its answer. */
+static json_t *pc_ask(void *arg, const char *method, json_t *params, int *code, char *why,
+                      size_t whylen)
+{
+    struct pcall *pc = arg;
+    json_t *ans = NULL;
+    pthread_mutex_lock(&pc->mu);
+    pc->q_pending = true;
+    pc->q_answered = false;
+    pc->q_seq++;
+    free(pc->q_method);
+    pc->q_method = xstrdup(method != NULL ? method : "");
+    json_decref(pc->q_params);
+    pc->q_params = params != NULL ? json_deep_copy(params) : json_object();
+    pthread_cond_broadcast(&pc->cv);
+    while (!pc->q_answered && !pc->cancel &&
+           !(pc->ctx == NULL && pc->parked_at > 0 && now_ms() - pc->parked_at > PARK_TTL_MS))
+        timed_wait(&pc->cv, &pc->mu, 200);
+    if (pc->q_answered) {
+        ans = pc->q_answer;
+        pc->q_answer = NULL;
+        if (ans == NULL) {
+            *code = pc->q_code;
+            reason_set(why, whylen, "%s", pc->q_why);
+        }
+    } else {
+        *code = JSONRPC_INTERNAL_ERROR;
+        reason_set(why, whylen, "the client did not answer");
+    }
+    pc->q_pending = false;
+    pthread_mutex_unlock(&pc->mu);
+    return ans;
+}
+
+static void pcall_unref(struct gateway *gw, struct pcall *pc)
+{
+    pthread_mutex_lock(&gw->mu);
+    bool last = --pc->refs == 0;
+    if (last) {
+        for (struct pcall **pp = &gw->pcalls; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == pc) {
+                *pp = pc->next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&gw->mu);
+    if (!last)
+        return;
+    free(pc->method);
+    json_decref(pc->params);
+    free(pc->q_method);
+    json_decref(pc->q_params);
+    json_decref(pc->q_answer);
+    json_decref(pc->resp);
+    pthread_cond_destroy(&pc->cv);
+    pthread_mutex_destroy(&pc->mu);
+    free(pc);
+}
+
+static void *pc_main(void *arg)
+{
+    struct pcall *pc = arg;
+    struct gw_call_hooks hooks = {.cancelled = pc_cancelled,
+                                  .progress = pc_progress,
+                                  .log = pc_log,
+                                  .ask = pc_ask,
+                                  .arg = pc,
+                                  .owner = pc->owner};
+    json_t *resp = NULL;
+    char why[300] = "";
+    int r = gw_conn_call(pc->conn, pc->method, pc->params, pc->timeout_ms, &hooks, &resp, why,
+                         sizeof why);
+    pc->params = NULL; /* stolen by the call */
+    pthread_mutex_lock(&pc->mu);
+    pc->r = r;
+    pc->resp = resp;
+    snprintf(pc->why, sizeof pc->why, "%s", why);
+    pc->done = true;
+    pthread_cond_broadcast(&pc->cv);
+    pthread_mutex_unlock(&pc->mu);
+    pcall_unref(pc->up->gw, pc);
+    return NULL;
+}
+
+static struct pcall *pcall_find(struct gateway *gw, const char *token)
+{
+    struct pcall *found = NULL;
+    pthread_mutex_lock(&gw->mu);
+    for (struct pcall *p = gw->pcalls; p != NULL && found == NULL; p = p->next)
+        if (p->parked_at > 0 && strlen(p->token) == strlen(token) &&
+            crypto_equal(p->token, token, strlen(token))) {
+            found = p; /* the parked round's reference passes to this handler */
+            p->parked_at = 0;
+        }
+    pthread_mutex_unlock(&gw->mu);
+    return found;
+}
+
+/* Forwards method/params to the upstream for this request and waits, answering its questions
+ * through the client; the result (new) in *resp. Returns 0, MCPGATE_ECANCELLED,
+ * MCPGATE_EINPUT_REQUIRED (a 2026-07-28 client must answer first), or another error with why. */
+static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t *params,
+                   json_t **resp, char *why, size_t whylen)
+{
+    struct gateway *gw = u->gw;
+    struct pcall *pc = NULL;
+    json_t *state = mcp_ctx_state_get(ctx);
+    const char *token = json_string_value(json_object_get(state, "gw"));
+    *resp = NULL;
+    if (token != NULL && (pc = pcall_find(gw, token)) == NULL) {
+        reason_set(why, whylen, "the call this answer belongs to has ended (it waited more "
+                                "than 10 minutes, or the upstream stopped); call again");
+        return ERR_INVALID;
+    }
+    if (pc == NULL) {
+        char owner[80];
+        struct gw_conn *conn = NULL;
+        int r = slot_for(u, ctx, &conn, owner, sizeof owner, why, whylen);
+        if (r != 0)
+            return r;
+        pc = xcalloc(1, sizeof *pc);
+        pthread_mutex_init(&pc->mu, NULL);
+        pthread_cond_init(&pc->cv, NULL);
+        pc->up = u;
+        pc->conn = conn;
+        pc->method = xstrdup(method);
+        pc->params = params;
+        params = NULL;
+        pc->timeout_ms = u->cfg.call_timeout_s * 1000;
+        snprintf(pc->owner, sizeof pc->owner, "%s", owner);
+        char *t = crypto_random_token(24);
+        snprintf(pc->token, sizeof pc->token, "%s", t);
+        free(t);
+        pc->ctx = ctx;
+        pc->refs = 2;
+        pthread_mutex_lock(&gw->mu);
+        pc->next = gw->pcalls;
+        gw->pcalls = pc;
+        pthread_mutex_unlock(&gw->mu);
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &at, pc_main, pc) != 0) {
+            pthread_attr_destroy(&at);
+            pthread_mutex_lock(&pc->mu);
+            pc->done = true;
+            pc->r = ERR_INTERNAL;
+            snprintf(pc->why, sizeof pc->why, "cannot start a thread");
+            pthread_mutex_unlock(&pc->mu);
+            pcall_unref(gw, pc); /* the thread's */
+        } else {
+            pthread_attr_destroy(&at);
+        }
+    } else {
+        json_decref(params);
+        params = NULL;
+        pthread_mutex_lock(&pc->mu);
+        pc->ctx = ctx;
+        pthread_mutex_unlock(&pc->mu);
+    }
+    int r = 0;
+    pthread_mutex_lock(&pc->mu);
+    for (;;) {
+        if (pc->done) {
+            r = pc->r;
+            *resp = pc->resp;
+            pc->resp = NULL;
+            reason_set(why, whylen, "%s", pc->why);
+            break;
+        }
+        if (pc->q_pending && !pc->q_answered) {
+            char key[24];
+            snprintf(key, sizeof key, "q%u", pc->q_seq);
+            char *method_q = xstrdup(pc->q_method);
+            json_t *qp = json_deep_copy(pc->q_params);
+            pthread_mutex_unlock(&pc->mu);
+            json_t *ans = NULL;
+            int ar = mcp_ctx_ask(ctx, key, method_q, qp, &ans);
+            free(method_q);
+            pthread_mutex_lock(&pc->mu);
+            if (ar == MCPGATE_EINPUT_REQUIRED) {
+                /* a 2026-07-28 client: the answer comes with its retry; keep waiting there */
+                pc->ctx = NULL;
+                pc->parked_at = now_ms();
+                pthread_mutex_unlock(&pc->mu);
+                mcp_ctx_state_set(ctx, json_pack("{s:s}", "gw", pc->token));
+                return MCPGATE_EINPUT_REQUIRED;
+            }
+            pc->q_answer = ar == 0 ? ans : NULL;
+            if (ar != 0) {
+                json_decref(ans);
+                pc->q_code = ar == MCPGATE_EUNSUPPORTED ? JSONRPC_METHOD_NOT_FOUND
+                                                         : JSONRPC_INTERNAL_ERROR;
+                snprintf(pc->q_why, sizeof pc->q_why, "%s",
+                         ar == MCPGATE_EUNSUPPORTED ? "the client does not support this request"
+                                                    : "the client could not answer");
+            }
+            pc->q_answered = true;
+            pthread_cond_broadcast(&pc->cv);
+            continue;
+        }
+        if (mcp_ctx_cancelled(ctx)) {
+            pc->cancel = true;
+            pthread_cond_broadcast(&pc->cv);
+            while (!pc->done)
+                timed_wait(&pc->cv, &pc->mu, 100);
+            r = ERR_CANCELLED;
+            break;
+        }
+        timed_wait(&pc->cv, &pc->mu, 100);
+    }
+    pc->ctx = NULL;
+    pthread_mutex_unlock(&pc->mu);
+    pcall_unref(gw, pc);
+    json_decref(params);
+    return r;
+}
+
+/* The identity the upstream sees in _meta (never the caller's token). */
+static void add_identity(struct mcp_ctx *ctx, json_t *params)
+{
+    const struct mcp_identity *who = mcp_ctx_identity(ctx);
+    if (who == NULL || who->subject == NULL)
+        return;
+    json_t *meta = json_object_get(params, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(params, "_meta", meta);
+    }
+    json_t *id = json_pack("{s:s}", "subject", who->subject);
+    if (who->username != NULL)
+        json_object_set_new(id, "username", json_string(who->username));
+    if (who->client_id != NULL)
+        json_object_set_new(id, "client_id", json_string(who->client_id));
+    json_object_set_new(meta, "io.mcpgate/identity", id);
+}
+
+static json_t *error_result(struct up *u, int r, const char *why)
+{
+    if (r == ERR_TIMEOUT)
+        return mcp_result_error("%s did not answer within %d s", u->cfg.name,
+                                u->cfg.call_timeout_s);
+    if (r == ERR_IO)
+        return mcp_result_error("%s stopped during the call (%s); try again", u->cfg.name, why);
+    return mcp_result_error("%s: %s", u->cfg.name, why);
+}
+
+static int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    struct entry *e = udata;
+    char why[300] = "";
+    json_t *params = json_pack("{s:s, s:O}", "name", e->orig, "arguments", args);
+    add_identity(ctx, params);
+    json_t *resp = NULL;
+    int r = forward(e->up, ctx, "tools/call", params, &resp, why, sizeof why);
+    if (r == MCPGATE_EINPUT_REQUIRED || r == ERR_CANCELLED)
+        return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : r;
+    if (r != 0) {
+        *result = error_result(e->up, r, why);
+        return 0;
+    }
+    json_t *res = json_object_get(resp, "result");
+    if (!json_is_object(res)) {
+        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"),
+                                                          "message"));
+        *result = mcp_result_error("%s: %s", e->up->cfg.name, m != NULL ? m : "no result");
+    } else {
+        *result = json_deep_copy(res);
+        json_object_del(*result, "resultType");
+        json_t *meta = json_object_get(*result, "_meta");
+        json_object_del(meta, "io.modelcontextprotocol/serverInfo");
+        if (json_is_object(meta) && json_object_size(meta) == 0)
+            json_object_del(*result, "_meta");
+    }
+    json_decref(resp);
+    return 0;
+}
+
+static int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    struct entry *e = udata;
+    char why[300] = "";
+    json_t *params = json_pack("{s:s, s:O}", "name", e->orig, "arguments", args);
+    add_identity(ctx, params);
+    json_t *resp = NULL;
+    int r = forward(e->up, ctx, "prompts/get", params, &resp, why, sizeof why);
+    if (r == MCPGATE_EINPUT_REQUIRED)
+        return r;
+    json_t *res = r == 0 ? json_object_get(resp, "result") : NULL;
+    if (!json_is_object(res)) {
+        if (r == 0)
+            log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig,
+                     json_string_value(json_object_get(json_object_get(resp, "error"),
+                                                       "message")) ?: "no result");
+        else
+            log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig, why);
+        json_decref(resp);
+        return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_EINVALID;
+    }
+    *result = json_deep_copy(res);
+    json_object_del(*result, "resultType");
+    json_decref(resp);
+    return 0;
+}
+
+static int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *udata)
+{
+    struct entry *e = udata;
+    char why[300] = "";
+    json_t *params = json_pack("{s:s}", "uri", uri);
+    add_identity(ctx, params);
+    json_t *resp = NULL;
+    int r = forward(e->up, ctx, "resources/read", params, &resp, why, sizeof why);
+    if (r == MCPGATE_EINPUT_REQUIRED)
+        return r;
+    json_t *c = r == 0 ? json_object_get(json_object_get(resp, "result"), "contents") : NULL;
+    if (!json_is_array(c)) {
+        json_decref(resp);
+        return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_ENOTFOUND;
+    }
+    *contents = json_incref(c);
+    json_decref(resp);
+    return 0;
+}
+
+/* ---- catalogs: what each upstream offers, registered under its prefix ---- */
+
+static bool tool_allowed(struct up *u, const char *name)
+{
+    size_t i;
+    json_t *g;
+    if (u->cfg.allow != NULL) {
+        bool ok = false;
+        json_array_foreach (u->cfg.allow, i, g)
+            if (fnmatch(json_string_value(g), name, 0) == 0)
+                ok = true;
+        if (!ok)
+            return false;
+    }
+    json_array_foreach (u->cfg.deny, i, g)
+        if (fnmatch(json_string_value(g), name, 0) == 0)
+            return false;
+    return true;
+}
+
+static struct entry *entry_new(struct up *u, const char *orig)
+{
+    struct entry *e = xcalloc(1, sizeof *e);
+    e->up = u;
+    e->orig = xstrdup(orig);
+    pthread_mutex_lock(&u->gw->mu);
+    e->next = u->gw->entries;
+    u->gw->entries = e;
+    pthread_mutex_unlock(&u->gw->mu);
+    return e;
+}
+
+static char *dump_or_null(json_t *v)
+{
+    return v != NULL && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+/* Every page of a list method (names: "tools", ...). New reference, or NULL. */
+static json_t *list_all(struct gw_conn *c, const char *method, const char *field, int tmo)
+{
+    json_t *all = json_array();
+    char *cursor = NULL;
+    for (int page = 0; page < 100; page++) {
+        json_t *params = cursor != NULL ? json_pack("{s:s}", "cursor", cursor) : NULL;
+        json_t *resp = NULL;
+        char why[200];
+        free(cursor);
+        cursor = NULL;
+        if (gw_conn_call(c, method, params, tmo, NULL, &resp, why, sizeof why) != 0) {
+            json_decref(all);
+            return NULL;
+        }
+        json_t *res = json_object_get(resp, "result");
+        json_array_extend(all, json_object_get(res, field));
+        const char *next = json_string_value(json_object_get(res, "nextCursor"));
+        if (next != NULL && *next != '\0')
+            cursor = xstrdup(next);
+        json_decref(resp);
+        if (cursor == NULL)
+            break;
+    }
+    free(cursor);
+    return all;
+}
+
+static void unregister_kind(struct up *u, const char *kind)
+{
+    json_t *names = json_object_get(u->reg, kind);
+    size_t i;
+    json_t *n;
+    json_array_foreach (names, i, n) {
+        const char *name = json_string_value(n);
+        if (strcmp(kind, "tools") == 0)
+            (void)mcp_tool_remove(u->gw->srv, name);
+        else if (strcmp(kind, "prompts") == 0)
+            (void)mcp_prompt_remove(u->gw->srv, name);
+        else if (strcmp(kind, "resources") == 0)
+            (void)mcp_resource_remove(u->gw->srv, name);
+        if (strcmp(kind, "resources") == 0 || strcmp(kind, "templates") == 0) {
+            pthread_mutex_lock(&u->gw->mu);
+            json_object_del(u->gw->uri_owner, name);
+            pthread_mutex_unlock(&u->gw->mu);
+        }
+    }
+    json_object_set_new(u->reg, kind, json_array());
+}
+
+static void register_tools(struct up *u, json_t *tools)
+{
+    size_t i;
+    json_t *t;
+    json_t *names = json_object_get(u->reg, "tools");
+    json_array_foreach (tools, i, t) {
+        const char *orig = json_string_value(json_object_get(t, "name"));
+        if (orig == NULL || !tool_allowed(u, orig))
+            continue;
+        char *name = xasprintf("%s" GW_SEP "%s", u->cfg.name, orig);
+        char *in = dump_or_null(json_object_get(t, "inputSchema"));
+        char *outs = dump_or_null(json_object_get(t, "outputSchema"));
+        char *ann = dump_or_null(json_object_get(t, "annotations"));
+        char *icons = dump_or_null(json_object_get(t, "icons"));
+        struct mcp_tool_def d = {.name = name,
+                                 .title = json_string_value(json_object_get(t, "title")),
+                                 .description =
+                                     json_string_value(json_object_get(t, "description")),
+                                 .input_schema = in,
+                                 .output_schema = outs,
+                                 .annotations = ann,
+                                 .icons = icons,
+                                 .handler = tool_fwd,
+                                 .udata = entry_new(u, orig)};
+        int r = mcp_tool_add(u->gw->srv, &d);
+        if (r == MCPGATE_EINVALID) {
+            /* a schema our validator cannot compile: the upstream validates its own input */
+            d.input_schema = NULL;
+            d.output_schema = NULL;
+            r = mcp_tool_add(u->gw->srv, &d);
+            if (r == 0)
+                log_warn("[%s] tool %s: its schemas are not checked here (not understood)",
+                         u->cfg.name, orig);
+        }
+        if (r == 0)
+            json_array_append_new(names, json_string(name));
+        else
+            log_warn("[%s] tool %s not offered: %s", u->cfg.name, orig, mcpgate_strerror(r));
+        free(name);
+        free(in);
+        free(outs);
+        free(ann);
+        free(icons);
+    }
+}
+
+static void register_prompts(struct up *u, json_t *prompts)
+{
+    size_t i;
+    json_t *p;
+    json_t *names = json_object_get(u->reg, "prompts");
+    json_array_foreach (prompts, i, p) {
+        const char *orig = json_string_value(json_object_get(p, "name"));
+        if (orig == NULL)
+            continue;
+        char *name = xasprintf("%s" GW_SEP "%s", u->cfg.name, orig);
+        char *args = dump_or_null(json_object_get(p, "arguments"));
+        struct mcp_prompt_def d = {.name = name,
+                                   .title = json_string_value(json_object_get(p, "title")),
+                                   .description =
+                                       json_string_value(json_object_get(p, "description")),
+                                   .arguments = args,
+                                   .handler = prompt_fwd,
+                                   .udata = entry_new(u, orig)};
+        if (mcp_prompt_add(u->gw->srv, &d) == 0)
+            json_array_append_new(names, json_string(name));
+        else
+            log_warn("[%s] prompt %s not offered", u->cfg.name, orig);
+        free(name);
+        free(args);
+    }
+}
+
+static bool claim_uri(struct up *u, const char *uri)
+{
+    pthread_mutex_lock(&u->gw->mu);
+    const char *owner = json_string_value(json_object_get(u->gw->uri_owner, uri));
+    bool ok = owner == NULL;
+    if (ok)
+        json_object_set_new(u->gw->uri_owner, uri, json_string(u->cfg.name));
+    pthread_mutex_unlock(&u->gw->mu);
+    if (!ok && strcmp(owner, u->cfg.name) != 0)
+        log_warn("[%s] resource %s is offered by %s already; skipped", u->cfg.name, uri, owner);
+    return ok;
+}
+
+static void register_resources(struct up *u, json_t *resources, json_t *templates)
+{
+    size_t i;
+    json_t *r;
+    json_t *names = json_object_get(u->reg, "resources");
+    json_array_foreach (resources, i, r) {
+        const char *uri = json_string_value(json_object_get(r, "uri"));
+        const char *name = json_string_value(json_object_get(r, "name"));
+        if (uri == NULL || !claim_uri(u, uri))
+            continue;
+        char *ann = dump_or_null(json_object_get(r, "annotations"));
+        json_t *size = json_object_get(r, "size");
+        struct mcp_resource_def d = {.uri = uri,
+                                     .name = name != NULL ? name : uri,
+                                     .title = json_string_value(json_object_get(r, "title")),
+                                     .description =
+                                         json_string_value(json_object_get(r, "description")),
+                                     .mime_type = json_string_value(json_object_get(r, "mimeType")),
+                                     .annotations = ann,
+                                     .size = json_is_integer(size) ? json_integer_value(size) : -1,
+                                     .handler = resource_fwd,
+                                     .udata = entry_new(u, uri)};
+        if (mcp_resource_add(u->gw->srv, &d) == 0)
+            json_array_append_new(names, json_string(uri));
+        free(ann);
+    }
+    json_t *tnames = json_object_get(u->reg, "templates");
+    json_array_foreach (templates, i, r) {
+        const char *tpl = json_string_value(json_object_get(r, "uriTemplate"));
+        const char *name = json_string_value(json_object_get(r, "name"));
+        if (tpl == NULL || !claim_uri(u, tpl))
+            continue;
+        struct mcp_resource_template_def d = {
+            .uri_template = tpl,
+            .name = name != NULL ? name : tpl,
+            .title = json_string_value(json_object_get(r, "title")),
+            .description = json_string_value(json_object_get(r, "description")),
+            .mime_type = json_string_value(json_object_get(r, "mimeType")),
+            .handler = resource_fwd,
+            .udata = entry_new(u, tpl)};
+        if (mcp_resource_template_add(u->gw->srv, &d) == 0)
+            json_array_append_new(tnames, json_string(tpl));
+    }
+}
+
+/* Did a list change since it was last registered? Remembers it. */
+static bool changed(struct up *u, const char *kind, json_t *list)
+{
+    json_t *old = json_object_get(u->seen, kind);
+    if (old != NULL && json_equal(old, list))
+        return false;
+    json_object_set(u->seen, kind, list);
+    return true;
+}
+
+/* Lists what the upstream offers (kinds per the flags) through c and registers what changed;
+ * the server's clients hear one list_changed per list that did. */
+static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool prompts,
+                         bool resources)
+{
+    json_t *caps = json_object_get(gw_conn_info(c), "capabilities");
+    int tmo = u->cfg.start_timeout_s * 1000;
+    mcp_server_batch(u->gw->srv, true);
+    if (tools && json_object_get(caps, "tools") != NULL) {
+        json_t *l = list_all(c, "tools/list", "tools", tmo);
+        if (l != NULL && changed(u, "tools", l)) {
+            unregister_kind(u, "tools");
+            register_tools(u, l);
+        }
+        json_decref(l);
+    }
+    if (prompts && json_object_get(caps, "prompts") != NULL) {
+        json_t *l = list_all(c, "prompts/list", "prompts", tmo);
+        if (l != NULL && changed(u, "prompts", l)) {
+            unregister_kind(u, "prompts");
+            register_prompts(u, l);
+        }
+        json_decref(l);
+    }
+    if (resources && json_object_get(caps, "resources") != NULL) {
+        json_t *l = list_all(c, "resources/list", "resources", tmo);
+        json_t *t = list_all(c, "resources/templates/list", "resourceTemplates", tmo);
+        bool ch = l != NULL && changed(u, "resources", l);
+        ch = (t != NULL && changed(u, "templates", t)) || ch;
+        if (ch) {
+            unregister_kind(u, "resources");
+            unregister_kind(u, "templates");
+            register_resources(u, l, t);
+        }
+        json_decref(l);
+        json_decref(t);
+    }
+    mcp_server_batch(u->gw->srv, false);
+    log_info("[%s] offers %zu tools, %zu prompts, %zu resources, %zu templates", u->cfg.name,
+             json_array_size(json_object_get(u->reg, "tools")),
+             json_array_size(json_object_get(u->reg, "prompts")),
+             json_array_size(json_object_get(u->reg, "resources")),
+             json_array_size(json_object_get(u->reg, "templates")));
+}
+
+static void on_conn_notification(void *arg, json_t *msg)
+{
+    struct slot_ref *ref = arg;
+    struct up *u = ref->up;
+    const char *m = json_string_value(json_object_get(msg, "method"));
+    if (m == NULL)
+        return;
+    if (strcmp(m, "notifications/resources/updated") == 0) {
+        const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
+        if (uri != NULL)
+            mcp_resource_updated(u->gw->srv, uri);
+        return;
+    }
+    /* list changes are picked up by the reaper thread (listing needs calls, not this thread) */
+    pthread_mutex_lock(&u->mu);
+    if (strcmp(m, "notifications/tools/list_changed") == 0)
+        u->refresh_tools = true;
+    else if (strcmp(m, "notifications/prompts/list_changed") == 0)
+        u->refresh_prompts = true;
+    else if (strcmp(m, "notifications/resources/list_changed") == 0)
+        u->refresh_resources = true;
+    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_lock(&u->gw->mu);
+    pthread_cond_broadcast(&u->gw->cv);
+    pthread_mutex_unlock(&u->gw->mu);
+}
+
+/* ---- who may see what ---- */
+
+static struct up *up_named(struct gateway *gw, const char *name, size_t n)
+{
+    for (struct up *u = gw->ups; u != NULL; u = u->next)
+        if (!u->removed && strlen(u->cfg.name) == n && strncmp(u->cfg.name, name, n) == 0)
+            return u;
+    return NULL;
+}
+
+static bool scope_has(const char *scopes, const char *want)
+{
+    size_t n = strlen(want);
+    for (const char *p = scopes; p != NULL && *p != '\0';) {
+        size_t l = strcspn(p, " ");
+        if (l == n && strncmp(p, want, n) == 0)
+            return true;
+        p += l;
+        p += strspn(p, " ");
+    }
+    return false;
+}
+
+static bool gw_access(void *arg, const struct mcp_identity *who, const char *kind,
+                      const char *name)
+{
+    struct gateway *gw = arg;
+    if (!gw->auth)
+        return true;
+    struct up *u = NULL;
+    pthread_mutex_lock(&gw->mu);
+    if (strcmp(kind, "tool") == 0 || strcmp(kind, "prompt") == 0) {
+        const char *sep = strstr(name, GW_SEP);
+        if (sep != NULL)
+            u = up_named(gw, name, (size_t)(sep - name));
+    } else {
+        const char *owner = json_string_value(json_object_get(gw->uri_owner, name));
+        if (owner != NULL)
+            u = up_named(gw, owner, strlen(owner));
+    }
+    bool ok = true;
+    if (u != NULL) {
+        ok = who != NULL && scope_has(who->scopes, u->cfg.scope);
+        if (ok && u->cfg.users != NULL) {
+            ok = false;
+            size_t i;
+            json_t *x;
+            json_array_foreach (u->cfg.users, i, x)
+                if (who->username != NULL && strcmp(json_string_value(x), who->username) == 0)
+                    ok = true;
+        }
+    }
+    pthread_mutex_unlock(&gw->mu);
+    return ok;
+}
+
+static void on_session_end(void *arg, unsigned long long key)
+{
+    struct gateway *gw = arg;
+    char owner[40];
+    snprintf(owner, sizeof owner, "s:%llu", key);
+    pthread_mutex_lock(&gw->mu);
+    struct up *ups = gw->ups;
+    pthread_mutex_unlock(&gw->mu);
+    for (struct up *u = ups; u != NULL; u = u->next) {
+        if (u->cfg.process != GW_PER_SESSION)
+            continue;
+        pthread_mutex_lock(&u->mu);
+        struct slot *s = u->slots;
+        while (s != NULL && strcmp(s->owner, owner) != 0)
+            s = s->next;
+        pthread_mutex_unlock(&u->mu);
+        if (s != NULL) {
+            log_info("[%s] the session ended; stopping its server", u->cfg.name);
+            slot_stop(u, s);
+        }
+    }
+}
+
+/* ---- starting an upstream ---- */
+
+static void up_start(struct up *u)
+{
+    char why[300] = "";
+    struct gw_conn *c = NULL;
+    if (u->cfg.process == GW_PER_SESSION && u->cfg.url == NULL) {
+        /* a probe child, anonymous, to learn what every session's child will offer */
+        struct gw_conn_events ev = {0};
+        if (gw_conn_spawn(&u->cfg, NULL, &ev, &c, why, sizeof why) != 0) {
+            log_error("[%s] cannot start: %s", u->cfg.name, why);
+            return;
+        }
+        catalog_load(u, c, true, true, true);
+        gw_conn_free(c);
+        return;
+    }
+    char owner[16];
+    if (slot_for(u, NULL, &c, owner, sizeof owner, why, sizeof why) != 0) {
+        log_error("[%s] cannot start: %s (retrying in the background)", u->cfg.name, why);
+        return;
+    }
+    catalog_load(u, c, true, true, true);
+}
+
+static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
+{
+    struct up *u = xcalloc(1, sizeof *u);
+    u->gw = gw;
+    u->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg); /* moved */
+    pthread_mutex_init(&u->mu, NULL);
+    u->reg = json_pack("{s:[], s:[], s:[], s:[]}", "tools", "prompts", "resources", "templates");
+    u->seen = json_object();
+    return u;
+}
+
+static void up_stop(struct up *u)
+{
+    mcp_server_batch(u->gw->srv, true);
+    unregister_kind(u, "tools");
+    unregister_kind(u, "prompts");
+    unregister_kind(u, "resources");
+    unregister_kind(u, "templates");
+    mcp_server_batch(u->gw->srv, false);
+    json_object_clear(u->seen);
+    for (struct slot *s = u->slots; s != NULL; s = s->next)
+        slot_stop(u, s);
+}
+
+/* ---- the reaper: idle children, restarts, list changes, abandoned questions ---- */
+
+static void *reaper_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->mu);
+    while (!gw->stop) {
+        timed_wait(&gw->cv, &gw->mu, REAPER_TICK_MS);
+        if (gw->stop)
+            break;
+        struct up *ups = gw->ups;
+        pthread_mutex_unlock(&gw->mu);
+        long long now = now_ms();
+        for (struct up *u = ups; u != NULL; u = u->next) {
+            if (u->removed)
+                continue;
+            pthread_mutex_lock(&u->mu);
+            bool rt = u->refresh_tools, rp = u->refresh_prompts, rr = u->refresh_resources;
+            u->refresh_tools = u->refresh_prompts = u->refresh_resources = false;
+            struct slot *shared = NULL, *idle = NULL;
+            for (struct slot *s = u->slots; s != NULL; s = s->next) {
+                if (strcmp(s->owner, "shared") == 0) {
+                    if (s->dead && s->restarts <= u->cfg.max_restarts && now >= s->retry_at)
+                        shared = s;
+                } else if (s->conn != NULL && idle == NULL && gw_conn_busy(s->conn) == 0 &&
+                           now - gw_conn_idle_since(s->conn) > u->cfg.idle_timeout_s * 1000LL) {
+                    idle = s;
+                }
+            }
+            bool no_shared = u->slots == NULL && u->cfg.process == GW_SHARED;
+            pthread_mutex_unlock(&u->mu);
+            if (idle != NULL) {
+                log_info("[%s] idle for %d s; stopping %s", u->cfg.name, u->cfg.idle_timeout_s,
+                         idle->owner);
+                slot_stop(u, idle);
+            }
+            if (shared != NULL || no_shared) {
+                struct gw_conn *c = NULL;
+                char owner[16], why[300];
+                if (slot_for(u, NULL, &c, owner, sizeof owner, why, sizeof why) == 0) {
+                    log_info("[%s] running again", u->cfg.name);
+                    rt = rp = rr = true; /* a new process may offer other things */
+                } else {
+                    log_warn("[%s] restart failed: %s", u->cfg.name, why);
+                }
+            }
+            if (rt || rp || rr) {
+                struct gw_conn *c = NULL;
+                char owner[16], why[300];
+                if (u->cfg.process == GW_PER_SESSION && u->cfg.url == NULL) {
+                    struct gw_conn_events ev = {0};
+                    if (gw_conn_spawn(&u->cfg, NULL, &ev, &c, why, sizeof why) == 0) {
+                        catalog_load(u, c, rt, rp, rr);
+                        gw_conn_free(c);
+                    }
+                } else if (slot_for(u, NULL, &c, owner, sizeof owner, why, sizeof why) == 0) {
+                    catalog_load(u, c, rt, rp, rr);
+                }
+            }
+        }
+        /* questions nobody came back to answer: let their calls end */
+        pthread_mutex_lock(&gw->mu);
+        struct pcall *stale = NULL;
+        for (struct pcall *p = gw->pcalls; p != NULL; p = p->next)
+            if (p->parked_at > 0 && now - p->parked_at > PARK_TTL_MS + 5000 && p->done)
+                stale = p;
+        if (stale != NULL) {
+            stale->parked_at = 0;
+            pthread_mutex_unlock(&gw->mu);
+            pcall_unref(gw, stale);
+            pthread_mutex_lock(&gw->mu);
+        }
+    }
+    pthread_mutex_unlock(&gw->mu);
+    return NULL;
+}
+
+/* ---- the gateway ---- */
+
+int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct gateway **out)
+{
+    struct gateway *gw = xcalloc(1, sizeof *gw);
+    gw->srv = srv;
+    gw->auth = auth;
+    gw->max_children = cfg->max_children;
+    gw->max_per_user = cfg->max_children_per_user;
+    gw->uri_owner = json_object();
+    pthread_mutex_init(&gw->mu, NULL);
+    pthread_cond_init(&gw->cv, NULL);
+    mcp_server_set_access(srv, gw_access, gw);
+    mcp_server_set_session_end(srv, on_session_end, gw);
+    struct up **tail = &gw->ups;
+    for (size_t i = 0; i < cfg->nup; i++) {
+        struct up *u = up_new(gw, &cfg->up[i]);
+        *tail = u;
+        tail = &u->next;
+    }
+    for (struct up *u = gw->ups; u != NULL; u = u->next)
+        up_start(u);
+    if (pthread_create(&gw->reaper, NULL, reaper_main, gw) != 0) {
+        gw_free(gw);
+        return ERR_INTERNAL;
+    }
+    gw_config_free(cfg);
+    *out = gw;
+    return 0;
+}
+
+int gw_reload(struct gateway *gw, struct gw_config *cfg)
+{
+    gw->max_children = cfg->max_children;
+    gw->max_per_user = cfg->max_children_per_user;
+    /* removed or changed upstreams stop first (their names may be reused) */
+    for (struct up *u = gw->ups; u != NULL; u = u->next) {
+        if (u->removed)
+            continue;
+        bool keep = false;
+        for (size_t i = 0; i < cfg->nup; i++)
+            if (cfg->up[i].name != NULL && strcmp(cfg->up[i].name, u->cfg.name) == 0 &&
+                json_equal(cfg->up[i].source, u->cfg.source))
+                keep = true;
+        if (!keep) {
+            log_info("[%s] removed or changed: stopping it", u->cfg.name);
+            pthread_mutex_lock(&gw->mu);
+            u->removed = true;
+            pthread_mutex_unlock(&gw->mu);
+            up_stop(u);
+        }
+    }
+    for (size_t i = 0; i < cfg->nup; i++) {
+        bool have = false;
+        pthread_mutex_lock(&gw->mu);
+        have = up_named(gw, cfg->up[i].name, strlen(cfg->up[i].name)) != NULL;
+        pthread_mutex_unlock(&gw->mu);
+        if (have)
+            continue;
+        struct up *u = up_new(gw, &cfg->up[i]);
+        pthread_mutex_lock(&gw->mu);
+        struct up **pp = &gw->ups;
+        while (*pp != NULL)
+            pp = &(*pp)->next;
+        *pp = u;
+        pthread_mutex_unlock(&gw->mu);
+        log_info("[%s] added", u->cfg.name);
+        up_start(u);
+    }
+    gw_config_free(cfg);
+    return 0;
+}
+
+void gw_free(struct gateway *gw)
+{
+    if (gw == NULL)
+        return;
+    pthread_mutex_lock(&gw->mu);
+    gw->stop = true;
+    pthread_cond_broadcast(&gw->cv);
+    pthread_mutex_unlock(&gw->mu);
+    if (gw->reaper)
+        pthread_join(gw->reaper, NULL);
+    for (struct up *u = gw->ups; u != NULL; u = u->next)
+        for (struct slot *s = u->slots; s != NULL; s = s->next)
+            slot_stop(u, s);
+    /* calls still running see their connection gone; wait for them to end */
+    for (int i = 0; i < 100; i++) {
+        pthread_mutex_lock(&gw->mu);
+        bool busy = false;
+        for (struct pcall *p = gw->pcalls; p != NULL; p = p->next)
+            if (!p->done)
+                busy = true;
+        pthread_mutex_unlock(&gw->mu);
+        if (!busy)
+            break;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    while (gw->ups != NULL) {
+        struct up *u = gw->ups;
+        gw->ups = u->next;
+        while (u->slots != NULL) {
+            struct slot *s = u->slots;
+            u->slots = s->next;
+            free(s->owner);
+            free(s->user);
+            free(s);
+        }
+        free(u->cfg.name);
+        free(u->cfg.command);
+        for (char **a = u->cfg.args; a != NULL && *a != NULL; a++)
+            free(*a);
+        free(u->cfg.args);
+        for (char **a = u->cfg.env; a != NULL && *a != NULL; a++)
+            free(*a);
+        free(u->cfg.env);
+        free(u->cfg.cwd);
+        free(u->cfg.url);
+        for (char **a = u->cfg.headers; a != NULL && *a != NULL; a++)
+            free(*a);
+        free(u->cfg.headers);
+        free(u->cfg.transport);
+        free(u->cfg.protocol_version);
+        free(u->cfg.scope);
+        json_decref(u->cfg.users);
+        json_decref(u->cfg.allow);
+        json_decref(u->cfg.deny);
+        json_decref(u->cfg.source);
+        json_decref(u->reg);
+        json_decref(u->seen);
+        pthread_mutex_destroy(&u->mu);
+        free(u);
+    }
+    while (gw->entries != NULL) {
+        struct entry *e = gw->entries;
+        gw->entries = e->next;
+        free(e->orig);
+        free(e);
+    }
+    while (gw->pcalls != NULL) {
+        struct pcall *p = gw->pcalls;
+        gw->pcalls = p->next;
+        free(p->method);
+        json_decref(p->params);
+        free(p->q_method);
+        json_decref(p->q_params);
+        json_decref(p->q_answer);
+        json_decref(p->resp);
+        free(p);
+    }
+    json_decref(gw->uri_owner);
+    pthread_mutex_destroy(&gw->mu);
+    pthread_cond_destroy(&gw->cv);
+    free(gw);
+}
