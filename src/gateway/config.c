@@ -153,6 +153,17 @@ static bool check_str_object(struct checker *ck, json_t *v, const char *k, bool 
     return ok;
 }
 
+static bool is_known_var(const char *key, const char *const *known);
+
+/* The variables a per-session child gets from the caller: left as ${...} here, filled in for
+ * each child (upstream.c). */
+static bool per_child_var(const char *name)
+{
+    static const char *const vars[] = {"MCPGATE_USER", "MCPGATE_SUBJECT", "MCPGATE_CLIENT_ID",
+                                       "MCPGATE_SESSION", NULL};
+    return is_known_var(name, vars);
+}
+
 /* ${VAR} from mcpgate's environment (so secrets stay out of the file). */
 static char *expand(const char *s)
 {
@@ -164,6 +175,15 @@ static char *expand(const char *s)
             close - p - 2 < 128) {
             char name[130];
             snprintf(name, sizeof name, "%.*s", (int)(close - p - 2), p + 2);
+            if (per_child_var(name)) {
+                size_t keep = (size_t)(close - p + 1);
+                if (n + keep + 1 > cap)
+                    out = xrealloc(out, cap = n + keep + cap + 1);
+                memcpy(out + n, p, keep);
+                n += keep;
+                p = close + 1;
+                continue;
+            }
             const char *v = getenv(name);
             size_t vl = v != NULL ? strlen(v) : 0;
             if (n + vl + 1 > cap)
@@ -179,6 +199,14 @@ static char *expand(const char *s)
     }
     out[n] = '\0';
     return out;
+}
+
+static bool is_known_var(const char *key, const char *const *known)
+{
+    for (; *known != NULL; known++)
+        if (strcmp(key, *known) == 0)
+            return true;
+    return false;
 }
 
 static bool is_known(const char *key, const char *const *known)

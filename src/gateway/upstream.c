@@ -41,6 +41,7 @@ struct slot {
     char *user;           /* subject of a per-session child, for the per-user cap */
     struct gw_conn *conn; /* NULL while (re)starting or after it died */
     bool dead;
+    bool starting;        /* a thread is starting it: others wait (up's cv) */
     int restarts;
     long long retry_at;   /* shared: when to try starting it again */
     struct slot *next;
@@ -50,6 +51,7 @@ struct up {
     struct gateway *gw;
     struct gw_upstream_cfg cfg; /* owned (moved out of the configuration) */
     pthread_mutex_t mu;
+    pthread_cond_t cv;    /* a slot finished starting */
     struct slot *slots;
     json_t *reg;          /* what is registered: {"tools": [names], "prompts": [...], ...} */
     json_t *seen;         /* the upstream's lists as last seen: {"tools": [...], ...} */
@@ -128,6 +130,52 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
 static void on_conn_notification(void *arg, json_t *msg);
 static void on_conn_exit(void *arg, const char *why);
 
+/* v with every ${MCPGATE_...} replaced by its value in vals ("K=V" strings; empty when absent).
+ * New vector of new strings. */
+static char **fill_vars(char *const *v, char *const *vals)
+{
+    size_t n = 0;
+    while (v != NULL && v[n] != NULL)
+        n++;
+    char **out = xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = v[i];
+        size_t cap = strlen(s) + 64, len = 0;
+        char *o = xmalloc(cap);
+        while (*s) {
+            const char *close;
+            if (s[0] == '$' && s[1] == '{' && strncmp(s + 2, "MCPGATE_", 8) == 0 &&
+                (close = strchr(s + 2, '}')) != NULL) {
+                size_t nl = (size_t)(close - s - 2);
+                const char *val = "";
+                for (char *const *k = vals; *k != NULL; k++)
+                    if (strncmp(*k, s + 2, nl) == 0 && (*k)[nl] == '=')
+                        val = *k + nl + 1;
+                size_t vl = strlen(val);
+                if (len + vl + 1 > cap)
+                    o = xrealloc(o, cap = (len + vl + 1) * 2);
+                memcpy(o + len, val, vl);
+                len += vl;
+                s = close + 1;
+                continue;
+            }
+            if (len + 2 > cap)
+                o = xrealloc(o, cap *= 2);
+            o[len++] = *s++;
+        }
+        o[len] = '\0';
+        out[i] = o;
+    }
+    return out;
+}
+
+static void free_vars(char **v)
+{
+    for (char **p = v; p != NULL && *p != NULL; p++)
+        free(*p);
+    free(v);
+}
+
 struct slot_ref {
     struct up *up;
     struct slot *slot;
@@ -158,7 +206,13 @@ static int slot_start(struct up *u, struct slot *s, const struct mcp_identity *w
             env[n++] = xasprintf("MCPGATE_CLIENT_ID=%s", who->client_id);
         if (session != 0)
             env[n++] = xasprintf("MCPGATE_SESSION=%llu", session);
-        r = gw_conn_spawn(&u->cfg, env, &ev, &c, why, whylen);
+        /* ${MCPGATE_*} in the configured args and env take this child's values */
+        struct gw_upstream_cfg mine = u->cfg;
+        mine.args = fill_vars(u->cfg.args, env);
+        mine.env = fill_vars(u->cfg.env, env);
+        r = gw_conn_spawn(&mine, env, &ev, &c, why, whylen);
+        free_vars(mine.args);
+        free_vars(mine.env);
         for (size_t i = 0; i < n; i++)
             free(env[i]);
     }
@@ -235,6 +289,8 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     struct slot *s = u->slots;
     while (s != NULL && strcmp(s->owner, owner) != 0)
         s = s->next;
+    while (s != NULL && s->starting)
+        pthread_cond_wait(&u->cv, &u->mu); /* one start at a time; use what it started */
     if (s != NULL && s->conn != NULL && !s->dead) {
         *out = s->conn;
         pthread_mutex_unlock(&u->mu);
@@ -257,6 +313,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     /* a dead shared child is restarted below; a dead per-session one too (a new one) */
     struct gw_conn *old = s->conn;
     s->conn = NULL;
+    s->starting = true;
     pthread_mutex_unlock(&u->mu);
     if (old != NULL) {
         if (u->cfg.url == NULL) {
@@ -291,6 +348,10 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
                        "too many running servers (limits: %d in all, %d per user, %d of %s); "
                        "try again later",
                        gw->max_children, gw->max_per_user, u->cfg.max_children, u->cfg.name);
+            pthread_mutex_lock(&u->mu);
+            s->starting = false;
+            pthread_cond_broadcast(&u->cv);
+            pthread_mutex_unlock(&u->mu);
             return ERR_TOOBIG;
         }
         gw->children++;
@@ -298,6 +359,8 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     }
     int r = slot_start(u, s, who, key, why, whylen);
     pthread_mutex_lock(&u->mu);
+    s->starting = false;
+    pthread_cond_broadcast(&u->cv);
     if (r != 0) {
         s->restarts++;
         s->dead = true;
@@ -1067,14 +1130,27 @@ static void on_session_end(void *arg, unsigned long long key)
 
 /* ---- starting an upstream ---- */
 
+/* A child of nobody in particular, to learn the catalog of a per-session upstream. */
+static int spawn_probe(struct up *u, struct gw_conn **c, char *why, size_t whylen)
+{
+    char *none[] = {NULL};
+    struct gw_upstream_cfg probe = u->cfg;
+    probe.args = fill_vars(u->cfg.args, none);
+    probe.env = fill_vars(u->cfg.env, none);
+    struct gw_conn_events ev = {0};
+    int r = gw_conn_spawn(&probe, NULL, &ev, c, why, whylen);
+    free_vars(probe.args);
+    free_vars(probe.env);
+    return r;
+}
+
 static void up_start(struct up *u)
 {
     char why[300] = "";
     struct gw_conn *c = NULL;
     if (u->cfg.process == GW_PER_SESSION && u->cfg.url == NULL) {
         /* a probe child, anonymous, to learn what every session's child will offer */
-        struct gw_conn_events ev = {0};
-        if (gw_conn_spawn(&u->cfg, NULL, &ev, &c, why, sizeof why) != 0) {
+        if (spawn_probe(u, &c, why, sizeof why) != 0) {
             log_error("[%s] cannot start: %s", u->cfg.name, why);
             return;
         }
@@ -1097,6 +1173,7 @@ static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
     u->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg); /* moved */
     pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
     u->reg = json_pack("{s:[], s:[], s:[], s:[]}", "tools", "prompts", "resources", "templates");
     u->seen = json_object();
     return u;
@@ -1137,7 +1214,8 @@ static void *reaper_main(void *arg)
             struct slot *shared = NULL, *idle = NULL;
             for (struct slot *s = u->slots; s != NULL; s = s->next) {
                 if (strcmp(s->owner, "shared") == 0) {
-                    if (s->dead && s->restarts <= u->cfg.max_restarts && now >= s->retry_at)
+                    if (s->dead && !s->starting && s->restarts <= u->cfg.max_restarts &&
+                        now >= s->retry_at)
                         shared = s;
                 } else if (s->conn != NULL && idle == NULL && gw_conn_busy(s->conn) == 0 &&
                            now - gw_conn_idle_since(s->conn) > u->cfg.idle_timeout_s * 1000LL) {
@@ -1165,8 +1243,7 @@ static void *reaper_main(void *arg)
                 struct gw_conn *c = NULL;
                 char owner[16], why[300];
                 if (u->cfg.process == GW_PER_SESSION && u->cfg.url == NULL) {
-                    struct gw_conn_events ev = {0};
-                    if (gw_conn_spawn(&u->cfg, NULL, &ev, &c, why, sizeof why) == 0) {
+                    if (spawn_probe(u, &c, why, sizeof why) == 0) {
                         catalog_load(u, c, rt, rp, rr);
                         gw_conn_free(c);
                     }
@@ -1323,6 +1400,7 @@ void gw_free(struct gateway *gw)
         json_decref(u->cfg.source);
         json_decref(u->reg);
         json_decref(u->seen);
+        pthread_cond_destroy(&u->cv);
         pthread_mutex_destroy(&u->mu);
         free(u);
     }

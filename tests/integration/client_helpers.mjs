@@ -52,12 +52,16 @@ export async function startServe({ auth = false, port = 0, args = [], dir } = {}
     url: m[1], port: Number(m[2]), base: `http://127.0.0.1:${m[2]}`, dir, proc,
     password: pw ? pw[1] : null,
     stderr: () => log,
+    // Ends it with SIGTERM; resolves with its exit status (0 when it stopped cleanly: under
+    // the sanitizers, a leak or a memory error makes it non-zero).
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
+        await exited;
+        clearTimeout(t);
+      }
+      return proc.exitCode ?? proc.signalCode;
     },
   };
 }

@@ -1,0 +1,346 @@
+// The gateway: real MCP servers from npm (@modelcontextprotocol/server-everything,
+// server-filesystem on a temporary directory, server-memory) and the TypeScript SDK's example
+// HTTP server put behind `mcpgate serve --config`, driven by the official TypeScript SDK client.
+// Over stdio without auth; over HTTP with OAuth, two users and their scopes; a crash in the
+// middle of a call; per-session children isolated per user; elicitation and progress through the
+// gateway; a configuration with errors named one by one; SIGHUP adding a server.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { BIN, loadSdk, sleep, withTimeout } from './helpers.mjs';
+import { PEERS_DIR, freePort, runCli, startServe } from './client_helpers.mjs';
+import { Browser, bearerParams, obtainCode, redeem, register } from './oauth_helpers.mjs';
+
+const NM = path.join(PEERS_DIR, 'node_modules');
+const EVERYTHING = path.join(NM, '@modelcontextprotocol/server-everything/dist/index.js');
+const FILESYSTEM = path.join(NM, '@modelcontextprotocol/server-filesystem/dist/index.js');
+const MEMORY = path.join(NM, '@modelcontextprotocol/server-memory/dist/index.js');
+const SDK_EXAMPLE = path.join(NM,
+  '@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js');
+const esm = path.join(NM, '@modelcontextprotocol/sdk/dist/esm');
+const { Client, StdioClientTransport, types } = await loadSdk();
+const { StreamableHTTPClientTransport } = await import(path.join(esm, 'client/streamableHttp.js'));
+const { ElicitRequestSchema } = types;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpgate-gateway-'));
+const files = path.join(dir, 'files');
+fs.mkdirSync(files);
+fs.writeFileSync(path.join(files, 'hello.txt'), 'hello from the filesystem server\n');
+
+function writeConfig(name, servers, extra = {}) {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, JSON.stringify({ mcpServers: servers, ...extra }, null, 2));
+  return p;
+}
+
+const everything = { command: process.execPath, args: [EVERYTHING, 'stdio'] };
+const filesystem = { command: process.execPath, args: [FILESYSTEM, files],
+  tools: { deny: ['write_*', 'edit_*', 'move_*', 'create_*'] } };
+const memory = { command: process.execPath, args: [MEMORY], process: 'per-session',
+  env: { MEMORY_FILE_PATH: path.join(dir, 'memory-${MCPGATE_SESSION}.jsonl') } };
+
+describe('configuration', () => {
+  test('--check accepts a good file', async () => {
+    const p = writeConfig('good.json', { everything, fs: filesystem });
+    const r = await runCli(['serve', '--config', p, '--check']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${p}: ok (2 servers)\n`);
+  });
+
+  test('a file with errors: every error named with its key, nothing started', async () => {
+    const p = writeConfig('bad.json', {
+      'bad__name': { command: 'x' },
+      both: { command: 'x', url: 'https://x/mcp' },
+      neither: {},
+      args: { command: 'x', args: ['ok', 3] },
+      proc: { command: 'x', process: 'forked', callTimeout: -1 },
+      web: { url: 'ftp://x', headers: { 'Bad Header': 'v' } },
+      typo: { command: 'x', comand: 'y' },
+    }, { extra: true });
+    const r = await runCli(['serve', '--config', p, '--check']);
+    assert.equal(r.code, 2);
+    for (const re of [
+      /mcpServers\.bad__name: the name must be/,
+      /mcpServers\.both: needs exactly one of "command" .* or "url"/,
+      /mcpServers\.neither: needs exactly one of/,
+      /mcpServers\.args\.args\[1\]: must be a string/,
+      /mcpServers\.proc\.process: must be "shared" .* or "per-session"/,
+      /mcpServers\.proc\.callTimeout: must be an integer from 1 to 86400/,
+      /mcpServers\.web\.url: must be an http\(s\) URL/,
+      /mcpServers\.web\.headers\.Bad Header: is not a valid header name/,
+      /mcpServers\.typo\.comand: unknown key/,
+      /: extra: unknown key \(mcpServers, server, limits\)/,
+      /mcpgate serve: 10 errors in/,
+    ])
+      assert.match(r.stderr, re);
+    for (const line of r.stderr.trim().split('\n').slice(0, -1))
+      assert.ok(line.startsWith(`${p}: `), line);
+  });
+
+  test('a syntax error names its line and column', async () => {
+    const p = path.join(dir, 'syntax.json');
+    fs.writeFileSync(p, '{\n  "mcpServers": {\n    "a": {"command": "x",}\n  }\n}\n');
+    const r = await runCli(['serve', '--config', p, '--check']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`${p}: line 3, column \\d+: `));
+  });
+});
+
+describe('stdio: the aggregator without auth', () => {
+  let client;
+  before(async () => {
+    const p = writeConfig('stdio.json', { everything, fs: filesystem });
+    const transport = new StdioClientTransport({ command: BIN,
+      args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+    client = new Client({ name: 'gateway-test', version: '1' },
+      { capabilities: { elicitation: {} } });
+    await client.connect(transport);
+  });
+  after(async () => {
+    await client?.close();
+  });
+
+  test('tools of both servers, namespaced; denied tools absent', async () => {
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name);
+    for (const t of ['everything__echo', 'everything__get-sum', 'fs__read_text_file',
+      'fs__list_directory'])
+      assert.ok(names.includes(t), `${t} missing from ${names}`);
+    assert.ok(!names.some((n) => /^fs__(write|edit|move|create)_/.test(n)), names.join(' '));
+    assert.ok(names.every((n) => /^(everything|fs)__/.test(n)), 'no demo tools with --config');
+  });
+
+  test('calls reach the right server', async () => {
+    const e = await client.callTool({ name: 'everything__echo', arguments: { message: 'hi' } });
+    assert.equal(e.content[0].text, 'Echo: hi');
+    const f = await client.callTool({ name: 'fs__read_text_file',
+      arguments: { path: path.join(files, 'hello.txt') } });
+    assert.equal(f.content[0].text, 'hello from the filesystem server\n');
+    const denied = await client.callTool({ name: 'fs__write_file',
+      arguments: { path: path.join(files, 'x'), content: 'x' } }).catch((err) => err);
+    assert.match(String(denied.message ?? denied), /Unknown tool/);
+  });
+
+  test('prompts and resources pass through', async () => {
+    const { prompts } = await client.listPrompts();
+    assert.ok(prompts.some((p) => p.name === 'everything__simple-prompt'));
+    const g = await client.getPrompt({ name: 'everything__simple-prompt' });
+    assert.ok(g.messages.length > 0);
+    const { resources } = await client.listResources();
+    const doc = resources.find((r) => r.uri.startsWith('demo://resource/static/document/'));
+    assert.ok(doc, JSON.stringify(resources.map((r) => r.uri)));
+    const rd = await client.readResource({ uri: doc.uri });
+    assert.ok(rd.contents[0].text.length > 0);
+  });
+
+  test('progress and elicitation through the gateway', async () => {
+    const seen = [];
+    const r = await client.callTool({ name: 'everything__trigger-long-running-operation',
+      arguments: { duration: 1, steps: 3 } }, undefined, { onprogress: (p) => seen.push(p) });
+    assert.match(JSON.stringify(r.content), /completed/i);
+    assert.ok(seen.length >= 2, JSON.stringify(seen));
+    const asked = [];
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params);
+      return { action: 'accept', content: { color: 'red', number: 7, pets: 'cats' } };
+    });
+    const e = await client.callTool({ name: 'everything__trigger-elicitation-request',
+      arguments: {} });
+    assert.equal(asked.length, 1);
+    assert.match(JSON.stringify(e.content), /accept/);
+  });
+});
+
+// ---- HTTP with OAuth ----
+
+async function tokenFor(srv, user, scope) {
+  const browser = new Browser(srv.base);
+  const client = await register(srv.base, { client_name: `gw-${user.username}`,
+    redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' });
+  const got = await obtainCode(browser, client, { user, scope });
+  const t = await redeem(srv.base, client, got);
+  assert.equal(t.status, 200, t.text);
+  return t.json.access_token;
+}
+
+async function httpClient(srv, token, capabilities = {}) {
+  const transport = new StreamableHTTPClientTransport(new URL(srv.url),
+    { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+  const client = new Client({ name: 'gateway-http-test', version: '1' }, { capabilities });
+  await client.connect(transport);
+  return client;
+}
+
+describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
+  let srv;
+  let demo;
+  let admin;
+  let bob;
+  let cfgPath;
+  before(async () => {
+    const port = await freePort();
+    const authPort = await freePort();
+    demo = spawn(process.execPath, [SDK_EXAMPLE], { stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MCP_PORT: String(port), MCP_AUTH_PORT: String(authPort) } });
+    let out = '';
+    demo.stdout.on('data', (c) => { out += c; });
+    await withTimeout((async () => {
+      while (!/listening on port/.test(out)) await sleep(50);
+    })(), 20000, 'the SDK example server did not start');
+    cfgPath = writeConfig('http.json', {
+      everything: { ...everything, scope: 'mcp:everything' },
+      memory: { ...memory, scope: 'mcp:memory' },
+      sdk: { url: `http://localhost:${port}/mcp`, users: ['admin'] },
+    });
+    srv = await startServe({ auth: true, args: ['--config', cfgPath] });
+    admin = { username: 'admin', password: srv.password };
+    const add = await runCli(['user', 'add', 'bob', '--password-stdin', '--db',
+      `sqlite:${path.join(srv.dir, 'm.db')}`], { input: 'bob-password-1\n' });
+    assert.equal(add.code, 0, add.stderr);
+    bob = { username: 'bob', password: 'bob-password-1' };
+  });
+  after(async () => {
+    demo?.kill('SIGKILL');
+    const code = await srv?.stop();
+    assert.equal(code, 0, `mcpgate serve did not exit cleanly:\n${srv?.stderr().slice(-4000)}`);
+  });
+
+  test('the SDK client, authenticated, lists and calls tools of two upstreams', async () => {
+    const tok = await tokenFor(srv, admin, 'mcp mcp:everything mcp:memory mcp:sdk');
+    const c = await httpClient(srv, tok);
+    try {
+      const { tools } = await c.listTools();
+      const names = tools.map((t) => t.name);
+      assert.ok(names.includes('everything__get-sum'));
+      assert.ok(names.includes('sdk__greet'), names.join(' '));
+      assert.ok(names.includes('whoami'), 'the built-in tools stay');
+      const s = await c.callTool({ name: 'everything__get-sum', arguments: { a: 40, b: 2 } });
+      assert.match(s.content[0].text, /42/);
+      const g = await c.callTool({ name: 'sdk__greet', arguments: { name: 'gateway' } });
+      assert.equal(g.content[0].text, 'Hello, gateway!');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('without an upstream\'s scope: its tools are hidden and a call gets 403', async () => {
+    const tok = await tokenFor(srv, admin, 'mcp mcp:memory');
+    const c = await httpClient(srv, tok);
+    try {
+      const names = (await c.listTools()).tools.map((t) => t.name);
+      assert.ok(!names.some((n) => n.startsWith('everything__')), names.join(' '));
+      assert.ok(names.some((n) => n.startsWith('memory__')));
+    } finally {
+      await c.close();
+    }
+    const r = await fetch(srv.url, { method: 'POST', headers: {
+      Authorization: `Bearer ${tok}`, 'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': '2026-07-28',
+      'Mcp-Method': 'tools/call', 'Mcp-Name': 'everything__echo' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: {
+      name: 'everything__echo', arguments: { message: 'x' }, _meta: {
+        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/clientCapabilities': {} } } }) });
+    assert.equal(r.status, 403);
+    const w = bearerParams(r.headers.get('www-authenticate'));
+    assert.equal(w.error, 'insufficient_scope');
+    assert.equal(w.scope, 'mcp:everything');
+  });
+
+  test('an upstream limited to some users is invisible to the others', async () => {
+    const tok = await tokenFor(srv, bob, 'mcp mcp:everything mcp:memory mcp:sdk');
+    const c = await httpClient(srv, tok);
+    try {
+      const names = (await c.listTools()).tools.map((t) => t.name);
+      assert.ok(!names.some((n) => n.startsWith('sdk__')), names.join(' '));
+      assert.ok(names.includes('everything__echo'));
+      await assert.rejects(c.callTool({ name: 'sdk__greet', arguments: { name: 'x' } }),
+        /Unknown tool/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('per-session children: two users never see each other\'s state', async () => {
+    const ta = await tokenFor(srv, admin, 'mcp mcp:memory');
+    const tb = await tokenFor(srv, bob, 'mcp mcp:memory');
+    const a = await httpClient(srv, ta);
+    const b = await httpClient(srv, tb);
+    try {
+      await a.callTool({ name: 'memory__create_entities', arguments: { entities: [
+        { name: 'SecretOfAdmin', entityType: 'note', observations: ['only admin'] }] } });
+      const ga = await a.callTool({ name: 'memory__read_graph', arguments: {} });
+      assert.match(JSON.stringify(ga.structuredContent ?? ga.content), /SecretOfAdmin/);
+      const gb = await b.callTool({ name: 'memory__read_graph', arguments: {} });
+      assert.doesNotMatch(JSON.stringify(gb.structuredContent ?? gb.content), /SecretOfAdmin/);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('the audit trail names every call', async () => {
+    const r = await runCli(['audit', '--db', `sqlite:${path.join(srv.dir, 'm.db')}`, '--since',
+      '1h']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /everything__get-sum/);
+    assert.match(r.stdout, /memory__read_graph/);
+  });
+
+  test('an upstream killed in the middle of a call: an error, then the next call works',
+    async () => {
+      const tok = await tokenFor(srv, admin, 'mcp mcp:everything');
+      const c = await httpClient(srv, tok);
+      try {
+        const pidOf = () => {
+          const all = [...srv.stderr().matchAll(/\[everything\] started \(pid (\d+)\)/g)];
+          return Number(all.at(-1)[1]);
+        };
+        const pid = pidOf();
+        const call = c.callTool({ name: 'everything__trigger-long-running-operation',
+          arguments: { duration: 10, steps: 10 } });
+        await sleep(800);
+        process.kill(pid, 'SIGKILL');
+        const r = await call;
+        assert.equal(r.isError, true);
+        assert.match(r.content[0].text, /everything stopped during the call/);
+        // restarted with backoff; the next call gets a new process
+        const deadline = Date.now() + 15000;
+        let ok;
+        while (!ok && Date.now() < deadline) {
+          const x = await c.callTool({ name: 'everything__echo', arguments: { message: 'back' } });
+          if (!x.isError) ok = x;
+          else await sleep(300);
+        }
+        assert.equal(ok?.content[0].text, 'Echo: back');
+        assert.notEqual(pidOf(), pid);
+      } finally {
+        await c.close();
+      }
+    });
+
+  test('SIGHUP adds a server and keeps the others running', async () => {
+    const pidBefore = [...srv.stderr().matchAll(/\[everything\] started \(pid (\d+)\)/g)].at(-1)[1];
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    cfg.mcpServers.fs = { ...filesystem, scope: 'mcp:everything' };
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+    srv.proc.kill('SIGHUP');
+    await withTimeout((async () => {
+      while (!/\[fs\] offers \d+ tools/.test(srv.stderr())) await sleep(100);
+    })(), 15000, `fs not added:\n${srv.stderr()}`);
+    const tok = await tokenFor(srv, admin, 'mcp mcp:everything');
+    const c = await httpClient(srv, tok);
+    try {
+      const names = (await c.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('fs__read_text_file'), names.join(' '));
+    } finally {
+      await c.close();
+    }
+    const after = [...srv.stderr().matchAll(/\[everything\] started \(pid (\d+)\)/g)].at(-1)[1];
+    assert.equal(after, pidBefore, 'the unchanged server was not restarted');
+  });
+});
