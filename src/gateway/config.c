@@ -416,6 +416,35 @@ static void upstream_parse(struct checker *ck, const char *name, json_t *v,
     u->max_children = get_int(ck, v, "maxChildren", where, 50, 1, 10000);
 }
 
+/* The "server" settings serve reads (cli/serve.c): names and types. */
+static void server_check(struct checker *ck, json_t *server)
+{
+    static const char *const strings[] = {"listen", "publicUrl", "allowedHosts", "corsOrigins",
+                                          "tlsCert", "tlsKey", "db", "issuer", "scopes",
+                                          "tools", "instructions", "logLevel", NULL};
+    static const char *const ints[] = {"accessTtl", "refreshTtl", NULL};
+    static const char *const bools[] = {"trustProxy", "noAuth", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach (server, key, v) {
+        char k[200];
+        snprintf(k, sizeof k, "server.%s", key);
+        if (is_known(key, strings)) {
+            if (!json_is_string(v))
+                err(ck, k, "must be a string");
+        } else if (is_known(key, ints)) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > 400000000)
+                err(ck, k, "must be a number of seconds");
+        } else if (is_known(key, bools)) {
+            if (!json_is_boolean(v))
+                err(ck, k, "must be true or false");
+        } else {
+            err(ck, k, "unknown setting");
+        }
+    }
+}
+
 static void upstream_clear(struct gw_upstream_cfg *u)
 {
     free(u->name);
@@ -446,7 +475,8 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg);
 }
 
-int gw_config_load(const char *path, struct gw_config **out, json_t **errors)
+int gw_config_parse(const char *text, size_t len, const char *path, struct gw_config **out,
+                    json_t **errors)
 {
     struct checker ck = {.path = path, .errors = json_array()};
     struct gw_config *cfg = xcalloc(1, sizeof *cfg);
@@ -456,17 +486,11 @@ int gw_config_load(const char *path, struct gw_config **out, json_t **errors)
     *out = NULL;
     *errors = NULL;
     cfg->path = xstrdup(path);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        err(&ck, "(file)", "cannot read it");
-        r = ERR_IO;
-        goto out;
-    }
-    if (st.st_size > CONFIG_MAX) {
+    if (len > CONFIG_MAX) {
         err(&ck, "(file)", "larger than %d bytes", CONFIG_MAX);
         goto out;
     }
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
         char k[64];
         snprintf(k, sizeof k, "line %d, column %d", je.line, je.column);
@@ -501,7 +525,7 @@ int gw_config_load(const char *path, struct gw_config **out, json_t **errors)
     if (server != NULL && !json_is_object(server))
         err(&ck, "server", "must be an object of settings");
     else if (server != NULL)
-        cfg->server = json_incref(server);
+        server_check(&ck, server), cfg->server = json_incref(server);
     json_t *limits = json_object_get(root, "limits");
     if (limits != NULL && !json_is_object(limits))
         err(&ck, "limits", "must be an object");
@@ -513,8 +537,6 @@ int gw_config_load(const char *path, struct gw_config **out, json_t **errors)
 out:
     json_decref(root);
     if (r != 0) {
-        if (r == 0)
-            r = ERR_INVALID;
         gw_config_free(cfg);
         *errors = ck.errors;
         return r;
@@ -522,6 +544,29 @@ out:
     json_decref(ck.errors);
     *out = cfg;
     return 0;
+}
+
+int gw_config_load(const char *path, struct gw_config **out, json_t **errors)
+{
+    *out = NULL;
+    *errors = NULL;
+    FILE *f = fopen(path, "re");
+    struct stat st;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        char *line = xasprintf("%s: (file): cannot read it", path);
+        *errors = json_pack("[s]", line);
+        free(line);
+        if (f != NULL)
+            fclose(f);
+        return ERR_IO;
+    }
+    size_t cap = (size_t)st.st_size < CONFIG_MAX ? (size_t)st.st_size + 1 : CONFIG_MAX + 1;
+    char *text = xmalloc(cap + 1);
+    size_t len = fread(text, 1, cap, f);
+    fclose(f);
+    int r = gw_config_parse(text, len, path, out, errors);
+    free(text);
+    return r;
 }
 
 char *gw_tool_scopes(const struct gw_config *cfg)

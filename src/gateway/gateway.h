@@ -59,6 +59,9 @@ struct gw_config {
  * *errors, an array of strings "FILE: key: reason" naming every problem found. */
 int gw_config_load(const char *path, struct gw_config **out /* OUT */,
                    json_t **errors /* OUT */) ERR_WARN_UNUSED;
+/* The same from text (path only names it in errors). */
+int gw_config_parse(const char *text, size_t len, const char *path,
+                    struct gw_config **out /* OUT */, json_t **errors /* OUT */) ERR_WARN_UNUSED;
 void gw_config_free(struct gw_config *cfg);
 /* The variables of the process environment an upstream child gets by default. */
 extern const char *const gw_default_pass_env[];
