@@ -23,104 +23,9 @@
 #include "core/xmalloc.h"
 #include "store/store_int.h"
 
-/* ---- schema ---- */
+/* ---- schema (store/sqlite_schema.c) ---- */
 
-/* Migration i (0-based) takes the database from user_version i to i + 1. Never edit one that
- * has shipped: append a new one. Each runs in its own IMMEDIATE transaction. */
-static const char *const migrations[] = {
-    /* 1: the initial schema. Grants are revoked, never deleted, so their user and client may
-     * go; rows hanging off a grant reference it. Users' ids are never reused (AUTOINCREMENT):
-     * a token or audit line naming a removed user must not name a new one. */
-    "CREATE TABLE users ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  username TEXT NOT NULL UNIQUE CHECK (length(username) > 0),"
-    "  password_hash TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  failed_logins INTEGER NOT NULL DEFAULT 0,"
-    "  locked_until INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE clients ("
-    "  client_id TEXT NOT NULL PRIMARY KEY CHECK (length(client_id) > 0),"
-    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  reg_token_hash BLOB CHECK (reg_token_hash IS NULL OR length(reg_token_hash) = 32),"
-    "  metadata TEXT NOT NULL,"
-    "  first_party INTEGER NOT NULL DEFAULT 0 CHECK (first_party IN (0, 1)),"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE grants ("
-    "  grant_id TEXT NOT NULL PRIMARY KEY CHECK (length(grant_id) > 0),"
-    "  user_id INTEGER NOT NULL DEFAULT 0,"
-    "  client_id TEXT NOT NULL,"
-    "  scope TEXT,"
-    "  resource TEXT,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX grants_user ON grants (user_id, created_at);"
-    "CREATE INDEX grants_client ON grants (client_id);"
-    /* No reference to grants: a code may be issued before its grant is stored. */
-    "CREATE TABLE codes ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  grant_id TEXT NOT NULL,"
-    "  client_id TEXT NOT NULL,"
-    "  redirect_uri TEXT NOT NULL,"
-    "  code_challenge TEXT,"
-    "  scope TEXT,"
-    "  resource TEXT,"
-    "  user_id INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL,"
-    "  used INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)));"
-    "CREATE INDEX codes_grant ON codes (grant_id);"
-    "CREATE INDEX codes_expires ON codes (expires_at);"
-    "CREATE TABLE refresh_tokens ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  grant_id TEXT NOT NULL REFERENCES grants (grant_id) ON DELETE CASCADE,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL,"
-    "  rotated_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);"
-    "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);"
-    "CREATE TABLE access_tokens ("
-    "  jti_hash BLOB NOT NULL PRIMARY KEY CHECK (length(jti_hash) = 32),"
-    "  grant_id TEXT NOT NULL REFERENCES grants (grant_id) ON DELETE CASCADE,"
-    "  expires_at INTEGER NOT NULL,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX access_tokens_grant ON access_tokens (grant_id);"
-    "CREATE INDEX access_tokens_expires ON access_tokens (expires_at);"
-    /* No reference to clients: pre-registered clients may live in the configuration only. */
-    "CREATE TABLE consents ("
-    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
-    "  client_id TEXT NOT NULL,"
-    "  scope TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (user_id, client_id));"
-    "CREATE INDEX consents_client ON consents (client_id);"
-    "CREATE TABLE browser_sessions ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
-    "  csrf TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL);"
-    "CREATE INDEX browser_sessions_user ON browser_sessions (user_id);"
-    "CREATE INDEX browser_sessions_expires ON browser_sessions (expires_at);"
-    "CREATE TABLE signing_keys ("
-    "  kid TEXT NOT NULL PRIMARY KEY CHECK (length(kid) > 0),"
-    "  alg TEXT NOT NULL,"
-    "  sealed BLOB NOT NULL,"
-    "  public_jwk TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  retired_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE audit ("
-    "  id INTEGER PRIMARY KEY,"
-    "  ts INTEGER NOT NULL,"
-    "  event TEXT NOT NULL,"
-    "  user TEXT,"
-    "  client TEXT,"
-    "  ip TEXT,"
-    "  detail TEXT);"
-    "CREATE INDEX audit_ts ON audit (ts);"
-    "CREATE INDEX audit_user_ts ON audit (user, ts);",
-};
-#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define SCHEMA_VERSION store_sqlite_schema_version
 
 /* ---- connection and statements ---- */
 
@@ -471,7 +376,7 @@ static int migrate(struct sq *s)
         }
         if (v == SCHEMA_VERSION)
             break;
-        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, &errmsg) != SQLITE_OK) {
+        if (sqlite3_exec(s->db, store_sqlite_migrations[v], NULL, NULL, &errmsg) != SQLITE_OK) {
             log_error("sqlite: %s: migration %d failed: %s", s->path, v + 1,
                       errmsg != NULL ? errmsg : "?");
             r = ERR_IO;

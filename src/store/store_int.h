@@ -85,6 +85,9 @@ struct store {
 /* store/sqlite.c: opens (creating, 0600) and migrates the database at path. */
 extern const struct store_ops store_sqlite_ops;
 int store_sqlite_open(const char *path, void **impl /* OUT */) ERR_WARN_UNUSED;
+/* store/sqlite_schema.c: the migrations, in order; store_sqlite_schema_version counts them. */
+extern const char *const store_sqlite_migrations[];
+extern const int store_sqlite_schema_version;
 
 /* "static", "dcr", "cimd" (as listed by store_client_list). */
 const char *store_client_kind_name(enum store_client_kind kind);
