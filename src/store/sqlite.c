@@ -384,8 +384,14 @@ static int migrate(struct sq *s)
         }
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-        if ((r = run(s, sql, NULL)) != 0)
+        /* Not run(): its statement cache is keyed by the address of the SQL text, which is
+         * this buffer's for every migration, so a second one would reuse the first's. */
+        if (sqlite3_exec(s->db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+            log_error("sqlite: %s: setting the schema version %d failed: %s", s->path, v + 1,
+                      errmsg != NULL ? errmsg : "?");
+            r = ERR_IO;
             goto out;
+        }
         if ((r = tx_commit(s)) != 0)
             goto out;
         log_info("sqlite: %s: schema migrated to version %d", s->path, v + 1);
