@@ -775,14 +775,23 @@ static int sq_client_count(void *impl, int64_t *n)
 
 /* ---- grants ---- */
 
+/* The caller holds the lock. */
+static int insert_grant(struct sq *s, const struct store_grant *g)
+{
+    return run(s,
+               "INSERT INTO grants (grant_id, user_id, client_id, scope, resource, created_at, "
+               "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               VALS(V_S(g->grant_id), V_I(g->user_id), V_S(g->client_id), V_S(g->scope),
+                    V_S(g->resource), V_I(g->created_at), V_I(g->revoked_at)));
+}
+
 static int sq_grant_put(void *impl, const struct store_grant *g)
 {
-    return write1(impl,
-                  "INSERT INTO grants (grant_id, user_id, client_id, scope, resource, created_at, "
-                  "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  VALS(V_S(g->grant_id), V_I(g->user_id), V_S(g->client_id), V_S(g->scope),
-                       V_S(g->resource), V_I(g->created_at), V_I(g->revoked_at)),
-                  false);
+    struct sq *s = impl;
+    lock(s);
+    int r = insert_grant(s, g);
+    unlock(s);
+    return r;
 }
 
 static int sq_grant_get(void *impl, const char *grant_id, struct store_grant *out)
@@ -1106,8 +1115,8 @@ static int sq_bsession_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
     int r;
     lock(s);
     if ((r = q_open(s, &q,
-                    "SELECT hash, user_id, csrf, created_at, expires_at FROM browser_sessions "
-                    "WHERE hash = ? AND expires_at > ?",
+                    "SELECT hash, user_id, csrf, created_at, expires_at, device_failures "
+                    "FROM browser_sessions WHERE hash = ? AND expires_at > ?",
                     VALS(V_H(hash), V_I(now)))) != 0 ||
         (r = q_row(&q)) != 0)
         goto out;
@@ -1116,7 +1125,28 @@ static int sq_bsession_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
     out->csrf = col_str(&q, 2);
     out->created_at = col_i64(&q, 3);
     out->expires_at = col_i64(&q, 4);
+    out->device_failures = (int)col_i64(&q, 5);
 out:
+    q_close(&q);
+    unlock(s);
+    return r;
+}
+
+static int sq_bsession_device_failure(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                                      int *failures)
+{
+    struct sq *s = impl;
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = q_open(s, &q,
+                    "UPDATE browser_sessions SET device_failures = device_failures + 1 "
+                    "WHERE hash = ? RETURNING device_failures",
+                    VALS(V_H(hash)))) == 0 &&
+        (r = q_row(&q)) == 0) {
+        *failures = (int)col_i64(&q, 0);
+        r = q_run(&q); /* to completion: the autocommit transaction ends here */
+    }
     q_close(&q);
     unlock(s);
     return r;
@@ -1125,6 +1155,143 @@ out:
 static int sq_bsession_remove(void *impl, const unsigned char hash[STORE_HASH_LEN])
 {
     return write1(impl, "DELETE FROM browser_sessions WHERE hash = ?", VALS(V_H(hash)), true);
+}
+
+/* ---- device authorizations ---- */
+
+#define DEVICE_COLS                                                                                \
+    "hash, user_hash, client_id, scope, resource, created_at, expires_at, poll_interval, "        \
+    "last_poll, status, user_id, grant_id"
+
+static void read_device(struct q *q, struct store_device *d)
+{
+    (void)col_hash(q, 0, d->hash); /* both CHECKed to be STORE_HASH_LEN bytes */
+    (void)col_hash(q, 1, d->user_hash);
+    d->client_id = col_str(q, 2);
+    d->scope = col_str(q, 3);
+    d->resource = col_str(q, 4);
+    d->created_at = col_i64(q, 5);
+    d->expires_at = col_i64(q, 6);
+    d->interval = col_i64(q, 7);
+    d->last_poll = col_i64(q, 8);
+    d->status = (enum store_device_status)col_i64(q, 9);
+    d->user_id = col_i64(q, 10);
+    d->grant_id = col_str(q, 11);
+}
+
+static int sq_device_put(void *impl, const struct store_device *d)
+{
+    struct sq *s = impl;
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = run(s, "DELETE FROM device_codes WHERE expires_at <= ?",
+                 VALS(V_I(d->created_at)))) != 0 ||
+        (r = run(s,
+                 "INSERT INTO device_codes (hash, user_hash, client_id, scope, resource, "
+                 "created_at, expires_at, poll_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALS(V_H(d->hash), V_H(d->user_hash), V_S(d->client_id), V_S(d->scope),
+                      V_S(d->resource), V_I(d->created_at), V_I(d->expires_at),
+                      V_I(d->interval)))) != 0)
+        goto out;
+    r = tx_commit(s);
+out:
+    if (r != 0)
+        tx_rollback(s);
+    unlock(s);
+    return r;
+}
+
+static int device_get(struct sq *s, const char *sql, const unsigned char key[STORE_HASH_LEN],
+                      struct store_device *out)
+{
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = q_open(s, &q, sql, VALS(V_H(key)))) == 0 && (r = q_row(&q)) == 0)
+        read_device(&q, out);
+    q_close(&q);
+    unlock(s);
+    return r;
+}
+
+static int sq_device_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                         struct store_device *out)
+{
+    return device_get(impl, "SELECT " DEVICE_COLS " FROM device_codes WHERE hash = ?", hash, out);
+}
+
+static int sq_device_get_user(void *impl, const unsigned char user_hash[STORE_HASH_LEN],
+                              struct store_device *out)
+{
+    return device_get(impl, "SELECT " DEVICE_COLS " FROM device_codes WHERE user_hash = ?",
+                      user_hash, out);
+}
+
+static int sq_device_decide(void *impl, const unsigned char user_hash[STORE_HASH_LEN],
+                            int64_t now, int64_t user_id, const struct store_grant *g)
+{
+    struct sq *s = impl;
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = run(s,
+                 "UPDATE device_codes SET status = ?, user_id = ?, grant_id = ? "
+                 "WHERE user_hash = ? AND status = 0 AND expires_at > ?",
+                 VALS(V_I(g != NULL ? DEVICE_APPROVED : DEVICE_DENIED), V_I(user_id),
+                      V_S(g != NULL ? g->grant_id : NULL), V_H(user_hash), V_I(now)))) != 0)
+        goto out;
+    if (changes(s) != 1) {
+        r = ERR_NOTFOUND;
+        goto out;
+    }
+    if (g == NULL || (r = insert_grant(s, g)) == 0)
+        r = tx_commit(s);
+out:
+    if (r != 0)
+        tx_rollback(s);
+    unlock(s);
+    return r;
+}
+
+static int sq_device_poll(void *impl, const unsigned char hash[STORE_HASH_LEN], int64_t now,
+                          int64_t step, struct store_device *out, bool *slow)
+{
+    struct sq *s = impl;
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = q_open(s, &q, "SELECT " DEVICE_COLS " FROM device_codes WHERE hash = ?",
+                    VALS(V_H(hash)))) != 0 ||
+        (r = q_row(&q)) != 0)
+        goto out;
+    read_device(&q, out);
+    q_close(&q);
+    if (out->expires_at > now && out->status == DEVICE_PENDING) {
+        *slow = out->last_poll != 0 && now - out->last_poll < out->interval;
+        r = run(s, "UPDATE device_codes SET last_poll = ?, poll_interval = ? WHERE hash = ?",
+                VALS(V_I(stamp(now)), V_I(out->interval + (*slow ? step : 0)), V_H(hash)));
+    } else if (out->expires_at > now && out->status == DEVICE_APPROVED) {
+        r = run(s, "UPDATE device_codes SET status = 3 WHERE hash = ? AND status = 1",
+                VALS(V_H(hash)));
+        if (r == 0 && changes(s) != 1) /* impossible under the write lock */
+            r = ERR_INTERNAL;
+    }
+    if (r == 0)
+        r = tx_commit(s);
+out:
+    q_close(&q);
+    if (r != 0) {
+        tx_rollback(s);
+        store_device_clear(out);
+        *slow = false;
+    }
+    unlock(s);
+    return r;
 }
 
 /* ---- signing keys ---- */
@@ -1290,6 +1457,7 @@ static int sq_purge(void *impl, int64_t now)
         "DELETE FROM refresh_tokens WHERE expires_at <= ?",
         "DELETE FROM access_tokens WHERE expires_at <= ?",
         "DELETE FROM browser_sessions WHERE expires_at <= ?",
+        "DELETE FROM device_codes WHERE expires_at <= ?",
     };
     struct sq *s = impl;
     int64_t n = 0;
@@ -1347,6 +1515,12 @@ const struct store_ops store_sqlite_ops = {
     .bsession_put = sq_bsession_put,
     .bsession_get = sq_bsession_get,
     .bsession_remove = sq_bsession_remove,
+    .bsession_device_failure = sq_bsession_device_failure,
+    .device_put = sq_device_put,
+    .device_get = sq_device_get,
+    .device_get_user = sq_device_get_user,
+    .device_decide = sq_device_decide,
+    .device_poll = sq_device_poll,
     .key_put = sq_key_put,
     .key_list = sq_key_list,
     .key_retire_current = sq_key_retire_current,

@@ -96,6 +96,26 @@ const char *const store_sqlite_migrations[] = {
     "  detail TEXT);"
     "CREATE INDEX audit_ts ON audit (ts);"
     "CREATE INDEX audit_user_ts ON audit (user, ts);",
+
+    /* 2: the device authorization grant (RFC 8628). A row is found by the hash of its device
+     * code or by the keyed hash of its user code, unique among the rows kept. No reference
+     * to grants: grant_id is set when the grant is made. Browser sessions count the wrong
+     * user codes entered in them. */
+    "CREATE TABLE device_codes ("
+    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
+    "  user_hash BLOB NOT NULL UNIQUE CHECK (length(user_hash) = 32),"
+    "  client_id TEXT NOT NULL,"
+    "  scope TEXT,"
+    "  resource TEXT,"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL,"
+    "  poll_interval INTEGER NOT NULL CHECK (poll_interval > 0),"
+    "  last_poll INTEGER NOT NULL DEFAULT 0,"
+    "  status INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1, 2, 3)),"
+    "  user_id INTEGER NOT NULL DEFAULT 0,"
+    "  grant_id TEXT);"
+    "CREATE INDEX device_codes_expires ON device_codes (expires_at);"
+    "ALTER TABLE browser_sessions ADD COLUMN device_failures INTEGER NOT NULL DEFAULT 0;",
 };
 
 const int store_sqlite_schema_version =
