@@ -11,6 +11,9 @@
 #include "oauth/oauth.h"
 #include "store/store.h"
 
+/* The device authorization grant's grant_type (RFC 8628 3.4). */
+#define OAUTH_GRANT_DEVICE "urn:ietf:params:oauth:grant-type:device_code"
+
 struct jwt_keyset;
 struct rs_cache;
 struct ratelimit;
