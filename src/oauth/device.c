@@ -358,16 +358,17 @@ static void device_get(struct oauth_server *os, const struct oauth_request *req,
         oresp_error_page(os, resp, 400, "Bad request", "%s", req->query_error);
         return;
     }
+    /* Where the decision's 303 leads: the same text for anyone. */
     const char *done = fget(req->query, "done");
-    if (done != NULL) { /* where the decision's 303 leads: the same text for anyone */
-        if (strcmp(done, "approved") == 0)
-            oresp_html(resp, 200,
-                       html_done_page("Device connected",
-                                      "You can go back to your device: it finishes signing in "
-                                      "by itself."));
-        else
-            oresp_error_page(os, resp, 200, "Access denied",
-                             "The device was not given access. You can close this window.");
+    if (done != NULL && strcmp(done, "approved") == 0) {
+        oresp_html(resp, 200,
+                   html_done_page("Device connected", "You can go back to your device: it "
+                                                      "finishes signing in by itself."));
+        return;
+    }
+    if (done != NULL && strcmp(done, "denied") == 0) {
+        oresp_error_page(os, resp, 200, "Access denied",
+                         "The device was not given access. You can close this window.");
         return;
     }
     const char *typed = fget(req->query, "user_code");
@@ -489,8 +490,10 @@ static void device_enter(struct oauth_server *os, const struct oauth_request *re
         goto out;
     }
     if (r == ERR_NOTFOUND || d.status != DEVICE_PENDING || d.expires_at <= now) {
-        int failures = b->device_failures + 1;
-        if (store_bsession_device_failure(os->st, b->hash, &failures) != 0)
+        int failures = b->device_failures + 1, counted;
+        if (store_bsession_device_failure(os->st, b->hash, &counted) == 0)
+            failures = counted; /* another request of this session may have counted too */
+        else
             log_warn("oauth: could not count a wrong user code");
         oauth_audit(os, "device_code_wrong", u->username, NULL, req->client_ip,
                     json_pack("{s:i}", "failures", failures));
