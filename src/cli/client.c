@@ -34,8 +34,9 @@ static const char add_usage[] =
     "                          default: a public client (PKCE only)\n"
     "  --first-party           trusted: users are not asked for consent\n"
     "  --scope S               the scopes the client may request (space-separated)\n"
-    "  --grant-type G          authorization_code, refresh_token or client_credentials\n"
-    "                          (repeatable; default authorization_code and refresh_token;\n"
+    "  --grant-type G          authorization_code, refresh_token, client_credentials or\n"
+    "                          urn:ietf:params:oauth:grant-type:device_code (repeatable;\n"
+    "                          default authorization_code and refresh_token;\n"
     "                          client_credentials needs --confidential)\n"
     "  --client-id ID          this client_id (1-128 characters of A-Z a-z 0-9 . _ ~ -) instead\n"
     "                          of a random one\n" DB_HELP;

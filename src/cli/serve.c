@@ -56,6 +56,8 @@ static const char serve_usage[] =
     "  --access-ttl SEC         access token lifetime (3600)\n"
     "  --refresh-ttl SEC        refresh token lifetime (2592000, 30 days)\n"
     "  --code-ttl SEC           authorization code lifetime (60)\n"
+    "  --device-code-ttl SEC    device code lifetime, RFC 8628 (600)\n"
+    "  --device-interval SEC    seconds a device client waits between polls (5)\n"
     "  --refresh-grace SEC      a rotated refresh token retried within SEC is refused without\n"
     "                           revoking the grant (default 0: any reuse revokes it)\n"
     "  --revocation-bound SEC   how long a revoked token may still pass the cache (5)\n"
@@ -217,7 +219,8 @@ int cmd_serve(int argc, char **argv)
         O_LISTEN, O_PUBLIC, O_HOSTS, O_CORS, O_CERT, O_KEY, O_PROXY, O_NOAUTH, O_NOAUTHPUB,
         O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
         O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
-        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE, O_CONFIG, O_CHECK
+        O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE, O_CONFIG, O_CHECK,
+        O_DTTL, O_DINT
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -247,6 +250,8 @@ int cmd_serve(int argc, char **argv)
         {"access-ttl", required_argument, NULL, O_ATTL},
         {"refresh-ttl", required_argument, NULL, O_RTTL},
         {"code-ttl", required_argument, NULL, O_CTTL},
+        {"device-code-ttl", required_argument, NULL, O_DTTL},
+        {"device-interval", required_argument, NULL, O_DINT},
         {"refresh-grace", required_argument, NULL, O_GRACE},
         {"revocation-bound", required_argument, NULL, O_RBOUND},
         {"no-dcr", no_argument, NULL, O_NODCR},
@@ -305,6 +310,8 @@ int cmd_serve(int argc, char **argv)
         case O_RTTL:
         case O_CTTL:
         case O_GRACE:
+        case O_DTTL:
+        case O_DINT:
         case O_RBOUND: {
             unsigned v;
             if (parse_uint(optarg, 400000000, &v) != 0) {
@@ -319,6 +326,10 @@ int cmd_serve(int argc, char **argv)
                 auth.cfg.code_ttl = v;
             else if (c == O_GRACE)
                 auth.cfg.refresh_grace = v;
+            else if (c == O_DTTL)
+                auth.cfg.device_ttl = v;
+            else if (c == O_DINT)
+                auth.cfg.device_interval = v;
             else
                 auth.cfg.revocation_bound = v;
             break;

@@ -1,7 +1,8 @@
 /* The browser side of the authorization server: /authorize (validated in RFC 9700's order: a
  * bad client_id or redirect_uri is shown on our page, never redirected), sign-in with CSRF
  * protection and per-account backoff, consent (remembered per user, client and scopes), the
- * connected-apps page where a user revokes a grant, and sign-out.
+ * connected-apps page where a user revokes a grant, and sign-out. The device flow's pages
+ * (device.c) use its helpers.
  *
  * Nothing is kept in memory between the consent page and its answer: the validated
  * authorization request travels in the form, sealed with HMAC-SHA256 and bound to the user and
@@ -19,7 +20,7 @@
 #include "oauth/html.h"
 #include "oauth/oauth_int.h"
 
-#define SESSION_COOKIE "mcpgate_session"
+#define SESSION_COOKIE OAUTH_SESSION_COOKIE
 #define LOGIN_COOKIE "mcpgate_login"
 #define SESSION_TTL (12 * 3600)
 #define PENDING_TTL 600
@@ -36,8 +37,7 @@ static void hash_str(const char *s, unsigned char out[STORE_HASH_LEN])
     crypto_sha256(s, strlen(s), out);
 }
 
-/* The value of cookie name, or NULL (caller frees). */
-static char *cookie_get(const char *header, const char *name)
+char *oauth_cookie_get(const char *header, const char *name)
 {
     if (header == NULL)
         return NULL;
@@ -83,27 +83,26 @@ static bool mac_ok(struct oauth_server *os, const char *label, const char *data,
     return ok;
 }
 
-/* Seals a JSON object for a form field: base64url(json) "." mac. */
-static char *seal(struct oauth_server *os, json_t *obj)
+char *oauth_seal(struct oauth_server *os, const char *label, json_t *obj)
 {
     char *txt = json_dumps(obj, JSON_COMPACT);
     char *b64 = b64url_encode(txt, strlen(txt));
     free(txt);
-    char *mac = mac_b64(os, "pending", b64);
+    char *mac = mac_b64(os, label, b64);
     char *out = xasprintf("%s.%s", b64, mac);
     free(b64);
     free(mac);
     return out;
 }
 
-static json_t *unseal(struct oauth_server *os, const char *token)
+json_t *oauth_unseal(struct oauth_server *os, const char *label, const char *token)
 {
     const char *dot = token ? strrchr(token, '.') : NULL;
     if (dot == NULL || strlen(token) > 16384)
         return NULL;
     char *b64 = xstrndup(token, (size_t)(dot - token));
     json_t *obj = NULL;
-    if (mac_ok(os, "pending", b64, dot + 1)) {
+    if (mac_ok(os, label, b64, dot + 1)) {
         unsigned char *raw = NULL;
         size_t rawlen = 0;
         if (b64url_decode(b64, strlen(b64), &raw, &rawlen) == 0)
@@ -118,7 +117,7 @@ static json_t *unseal(struct oauth_server *os, const char *token)
 static int64_t session_user(struct oauth_server *os, const struct oauth_request *req,
                             char **csrf)
 {
-    char *tok = cookie_get(req->cookie, SESSION_COOKIE);
+    char *tok = oauth_cookie_get(req->cookie, SESSION_COOKIE);
     int64_t uid = 0;
     *csrf = NULL;
     if (tok != NULL) {
@@ -135,9 +134,8 @@ static int64_t session_user(struct oauth_server *os, const struct oauth_request 
     return uid;
 }
 
-/* Parameters of a GET (query) or POST (form body). NULL after answering on a bad body. */
-static json_t *params_of(const struct oauth_request *req, struct oauth_response *resp,
-                         struct oauth_server *os)
+json_t *oauth_page_params(const struct oauth_request *req, struct oauth_response *resp,
+                          struct oauth_server *os)
 {
     if (strcmp(req->method, "GET") == 0) {
         if (req->query_error != NULL) {
@@ -160,8 +158,7 @@ static json_t *params_of(const struct oauth_request *req, struct oauth_response 
     return form;
 }
 
-/* Appends "k=v" pairs to a URL that may already have a query. */
-static char *url_with(const char *base, json_t *pairs)
+char *oauth_url_with(const char *base, json_t *pairs)
 {
     struct buf b;
     buf_init(&b, 16384);
@@ -190,7 +187,7 @@ static void redirect_error(struct oauth_server *os, struct oauth_response *resp,
     if (state != NULL)
         json_object_set_new(q, "state", json_string(state));
     json_object_set_new(q, "iss", json_string(os->issuer)); /* RFC 9207, errors included */
-    char *loc = url_with(redirect_uri, q);
+    char *loc = oauth_url_with(redirect_uri, q);
     json_decref(q);
     log_debug("oauth: authorize: redirecting with error %s: %s", error, desc);
     oresp_redirect(resp, status, loc);
@@ -320,7 +317,7 @@ static void issue_code(struct oauth_server *os, const struct oauth_request *req,
         if (state != NULL)
             json_object_set_new(q, "state", json_string(state));
         json_object_set_new(q, "iss", json_string(os->issuer));
-        char *loc = url_with(redirect_uri, q);
+        char *loc = oauth_url_with(redirect_uri, q);
         json_decref(q);
         oresp_redirect(resp, status, loc);
         free(loc);
@@ -346,7 +343,7 @@ static char *host_of(const char *u)
     return xstrndup(p, strcspn(p, "/?#"));
 }
 
-static json_t *scope_words(const char *scope)
+json_t *oauth_scope_words(const char *scope)
 {
     json_t *a = json_array();
     const char *p = scope;
@@ -372,7 +369,7 @@ static json_t *scope_words(const char *scope)
 void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
                      struct oauth_response *resp)
 {
-    json_t *p = params_of(req, resp, os);
+    json_t *p = oauth_page_params(req, resp, os);
     if (p == NULL)
         return;
     struct authz a = {0};
@@ -391,10 +388,10 @@ void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
             if (pget(p, keep[i]) != NULL)
                 json_object_set_new(q, keep[i], json_string(pget(p, keep[i])));
         }
-        char *cont = url_with("/authorize", q);
+        char *cont = oauth_url_with("/authorize", q);
         json_decref(q);
         json_t *lq = json_pack("{s:s}", "continue", cont);
-        char *loc = url_with("/login", lq);
+        char *loc = oauth_url_with("/login", lq);
         json_decref(lq);
         oresp_redirect(resp, strcmp(req->method, "POST") == 0 ? 303 : 302, loc);
         free(loc);
@@ -421,10 +418,10 @@ void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
     if (a.state != NULL)
         json_object_set_new(pending, "state", json_string(a.state));
     json_object_set_new(pending, "sent", json_boolean(a.redirect_sent));
-    char *sealed = seal(os, pending);
+    char *sealed = oauth_seal(os, "pending", pending);
     json_decref(pending);
     char *rhost = host_of(a.redirect_uri);
-    json_t *words = scope_words(a.scope);
+    json_t *words = oauth_scope_words(a.scope);
     const char *logo = json_string_value(json_object_get(a.client.metadata, "logo_uri"));
     struct html_consent page = {
         .server_name = os->server_name,
@@ -457,7 +454,7 @@ out:
 void oauth_consent(struct oauth_server *os, const struct oauth_request *req,
                    struct oauth_response *resp)
 {
-    json_t *f = params_of(req, resp, os), *pending = NULL;
+    json_t *f = oauth_page_params(req, resp, os), *pending = NULL;
     if (f == NULL)
         return;
     char *csrf = NULL;
@@ -476,7 +473,7 @@ void oauth_consent(struct oauth_server *os, const struct oauth_request *req,
                          "This form did not come from %s's consent page.", os->server_name);
         goto out;
     }
-    pending = unseal(os, pget(f, "request"));
+    pending = oauth_unseal(os, "pending", pget(f, "request"));
     if (pending == NULL || json_integer_value(json_object_get(pending, "user")) != uid ||
         json_integer_value(json_object_get(pending, "exp")) < oauth_now()) {
         oresp_error_page(os, resp, 400, "Request expired",
@@ -512,7 +509,9 @@ out:
 
 static bool continue_ok(const char *c)
 {
-    return c != NULL && (strncmp(c, "/authorize?", 11) == 0 || strcmp(c, "/apps") == 0) &&
+    return c != NULL &&
+           (strncmp(c, "/authorize?", 11) == 0 || strcmp(c, "/apps") == 0 ||
+            strcmp(c, "/device") == 0 || strncmp(c, "/device?", 8) == 0) &&
            strstr(c, "//") == NULL && strchr(c, '\\') == NULL;
 }
 
@@ -580,11 +579,11 @@ void oauth_login(struct oauth_server *os, const struct oauth_request *req,
         free(csrf);
         return;
     }
-    json_t *f = params_of(req, resp, os);
+    json_t *f = oauth_page_params(req, resp, os);
     if (f == NULL)
         return;
     struct store_user u = {0};
-    char *nonce = cookie_get(req->cookie, LOGIN_COOKIE);
+    char *nonce = oauth_cookie_get(req->cookie, LOGIN_COOKIE);
     const char *cont = pget(f, "continue"), *username = pget(f, "username");
     const char *password = pget(f, "password");
     unsigned retry;
@@ -666,10 +665,10 @@ out:
 void oauth_logout(struct oauth_server *os, const struct oauth_request *req,
                   struct oauth_response *resp)
 {
-    json_t *f = params_of(req, resp, os);
+    json_t *f = oauth_page_params(req, resp, os);
     if (f == NULL)
         return;
-    char *csrf = NULL, *tok = cookie_get(req->cookie, SESSION_COOKIE);
+    char *csrf = NULL, *tok = oauth_cookie_get(req->cookie, SESSION_COOKIE);
     int64_t uid = session_user(os, req, &csrf);
     const char *sent = pget(f, "csrf");
     if (uid != 0 && sent != NULL && csrf != NULL && strlen(sent) == strlen(csrf) &&
@@ -702,7 +701,7 @@ void oauth_apps(struct oauth_server *os, const struct oauth_request *req,
         goto out;
     }
     if (strcmp(req->method, "POST") == 0) {
-        if ((f = params_of(req, resp, os)) == NULL)
+        if ((f = oauth_page_params(req, resp, os)) == NULL)
             goto out;
         const char *sent = pget(f, "csrf"), *gid = pget(f, "grant_id");
         struct store_grant g = {0};

@@ -506,7 +506,7 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
     static const char *const methods[] = {"none", "client_secret_basic", "client_secret_post",
                                           NULL};
     static const char *const grants[] = {"authorization_code", "refresh_token",
-                                         "client_credentials", NULL};
+                                         "client_credentials", OAUTH_GRANT_DEVICE, NULL};
     static const char *const responses[] = {"code", NULL};
     char sh[SHOWN_MAX + 4];
 
@@ -550,14 +550,16 @@ static int metadata_check(json_t *meta, const char *cimd_url, char *w, size_t wl
 
     /* grant_types and response_types, with their RFC 7591 defaults; response_types defaults
      * to ["code"] only when the grants include authorization_code (so a client_credentials
-     * client need not say response_types: []). */
+     * or device client need not say response_types: []), and only that grant needs
+     * redirect_uris. */
     json_t *gt = json_object_get(meta, "grant_types");
     if (gt == NULL) {
         gt = json_pack("[s]", "authorization_code");
         json_object_set_new(meta, "grant_types", gt);
     }
     if (!check_enum_array(gt, "grant_types", grants,
-                          "authorization_code, refresh_token, client_credentials", w, wl))
+                          "authorization_code, refresh_token, client_credentials, "
+                          OAUTH_GRANT_DEVICE, w, wl))
         return ERR_INVALID;
     if (json_array_size(gt) == 0) {
         reason_set(w, wl, "grant_types: must not be empty");

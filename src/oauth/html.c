@@ -360,6 +360,12 @@ char *html_consent_page(const struct html_consent *p)
     if (p->username != NULL)
         put(&pg, "<p class=\"sub\">Signed in as <span class=\"hl\">%s</span></p>\n", p->username);
 
+    if (p->user_code != NULL)
+        put(&pg,
+            "<div class=\"alert alert-warn\" role=\"alert\"><strong>Check the code</strong>Only "
+            "allow access if you started this sign-in yourself and your device shows "
+            "<span class=\"hl\"><code>%s</code></span>.</div>\n",
+            p->user_code);
     if (p->loopback_redirect)
         lit(&pg, "<div class=\"alert alert-warn\" role=\"alert\"><strong>App on this "
                  "computer</strong>This app runs on your computer: only continue if you started "
@@ -393,6 +399,38 @@ char *html_consent_page(const struct html_consent *p)
     else
         lit(&pg, "<p class=\"fine\">");
     lit(&pg, "You can revoke this access at any time from your connected apps.</p>\n");
+    return end(&pg);
+}
+
+char *html_device_page(const struct html_device *p)
+{
+    struct page pg;
+    begin(&pg, "Connect a device", p->server_name);
+    lit(&pg, "<h1>Connect a device</h1>\n");
+    if (p->username != NULL)
+        put(&pg,
+            "<p class=\"sub\">Signed in as <span class=\"hl\">%s</span>. Enter the code your "
+            "device shows.</p>\n",
+            p->username);
+    else
+        lit(&pg, "<p class=\"sub\">Enter the code your device shows.</p>\n");
+    if (p->error != NULL)
+        put(&pg, "<div class=\"alert alert-error\" role=\"alert\">%s</div>\n", p->error);
+    if (p->locked)
+        return end(&pg);
+    lit(&pg, "<div class=\"alert alert-warn\" role=\"note\">Only enter a code shown by a device "
+             "or app you are signing in to yourself, never a code someone sent you or read out "
+             "to you.</div>\n");
+    put(&pg, "<form method=\"post\" action=\"%s\">\n", p->action);
+    put(&pg, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n", p->csrf);
+    put(&pg,
+        "<label for=\"user_code\">Code</label>\n"
+        "<input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"%s\" "
+        "placeholder=\"XXXX-XXXX\" maxlength=\"64\" autocomplete=\"off\" "
+        "autocapitalize=\"characters\" spellcheck=\"false\" required autofocus>\n",
+        p->user_code);
+    lit(&pg, "<button type=\"submit\" class=\"btn btn-primary btn-block\">Continue</button>\n"
+             "</form>\n");
     return end(&pg);
 }
 

@@ -1,6 +1,7 @@
-/* Server-rendered pages of the authorization server: login, consent, error, connected apps, and
- * the loopback "you may close this window" page. No JavaScript is needed. Every string that can
- * come from a client or a user is HTML-escaped here; callers pass raw values. */
+/* Server-rendered pages of the authorization server: login, consent, device code entry, error,
+ * connected apps, and the loopback "you may close this window" page. No JavaScript is needed.
+ * Every string that can come from a client or a user is HTML-escaped here; callers pass raw
+ * values. */
 #ifndef MCPGATE_OAUTH_HTML_H
 #define MCPGATE_OAUTH_HTML_H
 
@@ -35,6 +36,18 @@ struct html_consent {
     bool unverified;           /* warn: dynamically registered, nobody vouched for it */
     json_t *scopes;            /* array of {"name", "description"} to list in words */
     const char *resource;      /* the MCP server the access is for */
+    const char *user_code;     /* device flow: the code entered, to compare with the device's;
+                                * NULL otherwise */
+};
+
+struct html_device {
+    const char *server_name;
+    const char *action;        /* e.g. "/device" */
+    const char *csrf;
+    const char *username;      /* who is signed in */
+    const char *user_code;     /* prefill, or NULL */
+    const char *error;         /* a message to show, or NULL */
+    bool locked;               /* no more codes may be entered: the message, no form */
 };
 
 struct html_apps {
@@ -49,6 +62,7 @@ struct html_apps {
 /* Each returns a complete UTF-8 HTML document (caller frees). */
 char *html_login_page(const struct html_login *p);
 char *html_consent_page(const struct html_consent *p);
+char *html_device_page(const struct html_device *p);
 char *html_error_page(const char *server_name, const char *title, const char *message);
 char *html_apps_page(const struct html_apps *p);
 char *html_done_page(const char *title, const char *message); /* simple final page */

@@ -5,8 +5,9 @@
  *
  * Endpoints: RFC 9728 protected resource metadata (root, path-inserted and path-suffixed
  * variants), RFC 8414 metadata, JWKS, RFC 7591/7592 registration, /authorize with the login
- * and consent pages, /token (authorization_code, refresh_token, client_credentials), RFC 7009
- * /revoke, RFC 7662 /introspect, and the "connected apps" page. */
+ * and consent pages, RFC 8628 /device_authorization and the /device page, /token
+ * (authorization_code, refresh_token, client_credentials, device_code), RFC 7009 /revoke,
+ * RFC 7662 /introspect, and the "connected apps" page. */
 #ifndef MCPGATE_OAUTH_OAUTH_H
 #define MCPGATE_OAUTH_OAUTH_H
 
@@ -29,6 +30,8 @@ struct oauth_config {
     int64_t refresh_ttl;       /* default 30 days */
     int64_t code_ttl;          /* default 60 */
     int64_t refresh_grace;     /* seconds a rotated refresh token stays usable, default 0 */
+    int64_t device_ttl;        /* device code lifetime, default 600 */
+    int64_t device_interval;   /* seconds a device client waits between polls, default 5 */
     unsigned revocation_bound; /* seconds a cached token check may lag a revocation (5) */
     bool dcr;                  /* dynamic client registration, default on (clients use it) */
     bool cimd;                 /* client ID metadata documents, default on */

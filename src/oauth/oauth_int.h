@@ -1,7 +1,8 @@
 /* Private to oauth/: server.c (dispatch, metadata, responses, scopes, rate limits, audit),
  * authorize.c (/authorize, login, consent, connected apps), token.c (/token, /revoke,
- * /introspect, client authentication), clients.c (registration, CIMD, redirect matching),
- * pkce.c, rs.c (bearer validation and its cache). */
+ * /introspect, client authentication), device.c (the device authorization grant: its
+ * endpoint, its pages, its token requests), clients.c (registration, CIMD, redirect
+ * matching), pkce.c, rs.c (bearer validation and its cache). */
 #ifndef MCPGATE_OAUTH_INT_H
 #define MCPGATE_OAUTH_INT_H
 
@@ -10,6 +11,9 @@
 
 #include "oauth/oauth.h"
 #include "store/store.h"
+
+/* The device authorization grant's grant_type (RFC 8628 3.4). */
+#define OAUTH_GRANT_DEVICE "urn:ietf:params:oauth:grant-type:device_code"
 
 struct jwt_keyset;
 struct rs_cache;
@@ -69,7 +73,8 @@ char *oauth_scope_normalize(const struct oauth_server *os, const char *requested
 bool oauth_scope_subset(const char *a, const char *b);
 
 /* ---- rate limits (server.c): per-IP token buckets ---- */
-/* bucket: "login", "token", "register", "introspect". true when allowed; else *retry_after. */
+/* bucket: "login", "token", "register", "introspect", "device" (user codes entered). true when
+ * allowed; else *retry_after. */
 bool oauth_ratelimit(struct oauth_server *os, const char *bucket, const char *ip,
                      unsigned *retry_after);
 
@@ -105,6 +110,30 @@ bool pkce_verify(const char *verifier, const char *canonical_challenge);
 /* ---- tokens (token.c) ---- */
 void oauth_token(struct oauth_server *os, const struct oauth_request *req,
                  struct oauth_response *resp);
+/* Parses an application/x-www-form-urlencoded body; answers and returns NULL on failure. */
+json_t *oauth_form_body(const struct oauth_request *req, struct oauth_response *resp);
+/* Authenticates the client of a request to /token, /revoke, /introspect or
+ * /device_authorization. On failure answers (invalid_client: 401, with a Basic challenge when
+ * Basic was tried) and returns non-zero; *c is filled on success (store_client_clear). */
+int oauth_client_authenticate(struct oauth_server *os, const struct oauth_request *req,
+                              json_t *form, struct store_client *c /* OUT */,
+                              struct oauth_response *resp) ERR_WARN_UNUSED;
+/* The client registered grant type gt (RFC 7591 default: authorization_code). */
+bool oauth_grant_type_allowed(const struct store_client *c, const char *gt);
+/* Mints an access token (and a refresh token when refresh) for a grant and answers with
+ * them; records token_issued. */
+void oauth_issue(struct oauth_server *os, const struct store_grant *g, const char *scope,
+                 const char *username, bool refresh, const struct oauth_request *req,
+                 struct oauth_response *resp);
+/* The username of a user id, or NULL (caller frees). */
+char *oauth_username_of(struct oauth_server *os, int64_t user_id);
+/* Revokes a grant and everything it produced, with an audit event giving the reason. */
+void oauth_revoke_grant(struct oauth_server *os, const char *grant_id, const char *client,
+                        const char *ip, const char *reason);
+/* Answers 429 with Retry-After and returns true when the client's address is over its budget
+ * in bucket (see oauth_ratelimit). */
+bool oauth_limited(struct oauth_server *os, const char *bucket, const struct oauth_request *req,
+                   struct oauth_response *resp);
 void oauth_revoke(struct oauth_server *os, const struct oauth_request *req,
                   struct oauth_response *resp);
 void oauth_introspect(struct oauth_server *os, const struct oauth_request *req,
@@ -117,6 +146,23 @@ void oauth_keys_release(struct oauth_server *os);
 void oauth_keys_refresh(struct oauth_server *os);
 
 /* ---- browser flows (authorize.c) ---- */
+#define OAUTH_SESSION_COOKIE "mcpgate_session"
+/* The value of cookie name in a Cookie header, or NULL (caller frees). */
+char *oauth_cookie_get(const char *header, const char *name);
+/* Parameters of a GET (query) or POST (form body). NULL after answering (an error page) on a
+ * bad query or body. */
+json_t *oauth_page_params(const struct oauth_request *req, struct oauth_response *resp,
+                          struct oauth_server *os);
+/* Appends "k=v" pairs (the string members of pairs, form-encoded) to a URL that may already
+ * have a query. Caller frees. */
+char *oauth_url_with(const char *base, json_t *pairs);
+/* Seals a JSON object for a hidden form field: base64url(json) "." HMAC under the page key
+ * and label (one label per form, so a sealed value is only good where it was made); unseal
+ * returns NULL when the seal is not intact. */
+char *oauth_seal(struct oauth_server *os, const char *label, json_t *obj);
+json_t *oauth_unseal(struct oauth_server *os, const char *label, const char *token);
+/* The scopes of a scope string in words, for the consent page: [{name, description}]. */
+json_t *oauth_scope_words(const char *scope);
 void oauth_authorize(struct oauth_server *os, const struct oauth_request *req,
                      struct oauth_response *resp);
 void oauth_login(struct oauth_server *os, const struct oauth_request *req,
@@ -127,6 +173,28 @@ void oauth_apps(struct oauth_server *os, const struct oauth_request *req,
                 struct oauth_response *resp);
 void oauth_logout(struct oauth_server *os, const struct oauth_request *req,
                   struct oauth_response *resp);
+
+/* ---- the device authorization grant (device.c, RFC 8628) ---- */
+/* User codes: 8 letters of 20 consonants (RFC 8628 6.1: no vowels, so no words and no O or I
+ * to read as 0 or 1), shown as XXXX-XXXX, compared without case, dashes and spaces. */
+#define OAUTH_USER_CODE_ALPHABET "BCDFGHJKLMNPQRSTVWXZ"
+#define OAUTH_USER_CODE_LEN 8
+#define OAUTH_USER_CODE_INPUT_MAX 64 /* longer input is not a user code */
+/* Normalizes what a person typed: letters upper-cased, '-' and spaces dropped; the result
+ * must be OAUTH_USER_CODE_LEN letters of the alphabet. ERR_INVALID otherwise (out empty). */
+int oauth_user_code_normalize(const char *in, char out[OAUTH_USER_CODE_LEN + 1]) ERR_WARN_UNUSED;
+/* "BCDFGHJK" -> "BCDF-GHJK" (out: OAUTH_USER_CODE_LEN + 2 bytes). */
+void oauth_user_code_format(const char *normalized, char out[OAUTH_USER_CODE_LEN + 2]);
+/* POST /device_authorization (RFC 8628 3.1, 3.2). */
+void oauth_device_authorization(struct oauth_server *os, const struct oauth_request *req,
+                                struct oauth_response *resp);
+/* GET and POST /device: the page where a signed-in person enters a user code, then approves
+ * or denies on the consent page. */
+void oauth_device_page(struct oauth_server *os, const struct oauth_request *req,
+                       struct oauth_response *resp);
+/* The device_code grant at /token (RFC 8628 3.4, 3.5), for an authenticated client. */
+void oauth_device_token(struct oauth_server *os, const struct oauth_request *req, json_t *form,
+                        const struct store_client *c, struct oauth_response *resp);
 
 /* ---- resource server (rs.c) ---- */
 struct rs_cache *rs_cache_new(void);

@@ -209,6 +209,8 @@ bool oauth_ratelimit(struct oauth_server *os, const char *bucket, const char *ip
     double burst = 20, per_min = 60;
     if (strcmp(bucket, "login") == 0)
         burst = 10, per_min = 20;
+    else if (strcmp(bucket, "device") == 0) /* user codes: few bits, guessing must be slow */
+        burst = 10, per_min = 5;
     else if (strcmp(bucket, "register") == 0)
         burst = 10, per_min = 10;
     char key[80];
@@ -376,6 +378,10 @@ int oauth_server_new(const struct oauth_config *cfg, struct store *st, struct oa
         os->cfg.refresh_ttl = 30 * 86400;
     if (os->cfg.code_ttl <= 0)
         os->cfg.code_ttl = 60;
+    if (os->cfg.device_ttl <= 0)
+        os->cfg.device_ttl = 600;
+    if (os->cfg.device_interval <= 0)
+        os->cfg.device_interval = 5;
     if (os->cfg.revocation_bound == 0)
         os->cfg.revocation_bound = 5;
     os->cfg.issuer = os->issuer;
@@ -483,13 +489,14 @@ static json_t *prm_document(const struct oauth_server *os)
 static json_t *as_metadata(const struct oauth_server *os)
 {
     json_t *m = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:[s], s:[s], s:[s,s,s], s:[s,s,s], s:[s],"
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:[s], s:[s], s:[s,s,s,s], s:[s,s,s], s:[s],"
         " s:[s,s], s:[s,s], s:b, s:b}",
         "issuer", os->issuer, "authorization_endpoint", "", "token_endpoint", "",
         "jwks_uri", "", "revocation_endpoint", "", "introspection_endpoint", "",
         "service_documentation", "https://modelcontextprotocol.io", "scopes_supported",
         scopes_array(os), "response_types_supported", "code", "response_modes_supported", "query",
         "grant_types_supported", "authorization_code", "refresh_token", "client_credentials",
+        OAUTH_GRANT_DEVICE,
         "token_endpoint_auth_methods_supported", "none", "client_secret_basic",
         "client_secret_post", "code_challenge_methods_supported", "S256",
         "revocation_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
@@ -506,6 +513,7 @@ static json_t *as_metadata(const struct oauth_server *os)
     ENDPOINT("jwks_uri", "/jwks");
     ENDPOINT("revocation_endpoint", "/revoke");
     ENDPOINT("introspection_endpoint", "/introspect");
+    ENDPOINT("device_authorization_endpoint", "/device_authorization");
     if (os->cfg.dcr) {
         ENDPOINT("registration_endpoint", "/register");
     }
@@ -536,7 +544,8 @@ static bool is_asm_path(const struct oauth_server *os, const char *path)
 
 static const char *const routes[] = {"/authorize", "/authorize/consent", "/token", "/revoke",
                                      "/introspect", "/jwks", "/login", "/logout", "/apps",
-                                     "/apps/revoke", "/register"};
+                                     "/apps/revoke", "/register", "/device_authorization",
+                                     "/device"};
 
 bool oauth_route(const struct oauth_server *os, const char *path)
 {
@@ -601,10 +610,17 @@ void oauth_handle(struct oauth_server *os, const struct oauth_request *req,
         oauth_revoke(os, req, resp);
     } else if (strcmp(p, "/introspect") == 0 && post) {
         oauth_introspect(os, req, resp);
+    } else if (strcmp(p, "/device_authorization") == 0 && post) {
+        oauth_device_authorization(os, req, resp);
+    } else if (strcmp(p, "/device") == 0 && (get || post)) {
+        oauth_device_page(os, req, resp);
     } else {
         oresp_error(resp, 405, "invalid_request", "%s is not allowed on %s", req->method, p);
-        oresp_header(resp, "Allow", strcmp(p, "/authorize") == 0 || strcmp(p, "/login") == 0
-                                        ? "GET, POST"
-                                        : strcmp(p, "/apps") == 0 ? "GET" : "POST");
+        oresp_header(resp, "Allow",
+                     strcmp(p, "/authorize") == 0 || strcmp(p, "/login") == 0 ||
+                             strcmp(p, "/device") == 0
+                         ? "GET, POST"
+                     : strcmp(p, "/apps") == 0 ? "GET"
+                                               : "POST");
     }
 }

@@ -1,7 +1,8 @@
 /* The token endpoint (authorization_code with PKCE, refresh_token with rotation,
- * client_credentials), RFC 7009 revocation and RFC 7662 introspection, with client
- * authentication (none, client_secret_basic, client_secret_post). Every failure answers the
- * RFC 6749 error with a description that says exactly what failed, and logs it at debug. */
+ * client_credentials; the device_code grant is in device.c), RFC 7009 revocation and RFC 7662
+ * introspection, with client authentication (none, client_secret_basic, client_secret_post).
+ * Every failure answers the RFC 6749 error with a description that says exactly what failed,
+ * and logs it at debug. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,7 @@ static void hash_str(const char *s, unsigned char out[STORE_HASH_LEN])
     crypto_sha256(s, strlen(s), out);
 }
 
-/* Parses an application/x-www-form-urlencoded body; answers and returns NULL on failure. */
-static json_t *parse_form(const struct oauth_request *req, struct oauth_response *resp)
+json_t *oauth_form_body(const struct oauth_request *req, struct oauth_response *resp)
 {
     if (req->content_type == NULL ||
         strncasecmp(req->content_type, "application/x-www-form-urlencoded", 33) != 0) {
@@ -57,10 +57,8 @@ static char *form_decode(const char *s, size_t n)
     return out;
 }
 
-/* Authenticates the client of a request to /token, /revoke or /introspect. On failure answers
- * (invalid_client: 401, with a Basic challenge when Basic was tried) and returns non-zero. */
-static int authenticate_client(struct oauth_server *os, const struct oauth_request *req,
-                               json_t *form, struct store_client *c, struct oauth_response *resp)
+int oauth_client_authenticate(struct oauth_server *os, const struct oauth_request *req,
+                              json_t *form, struct store_client *c, struct oauth_response *resp)
 {
     char *basic_id = NULL, *basic_secret = NULL;
     int r = ERR_INVALID;
@@ -146,7 +144,7 @@ out:
     return r;
 }
 
-static bool grant_type_allowed(const struct store_client *c, const char *gt)
+bool oauth_grant_type_allowed(const struct store_client *c, const char *gt)
 {
     json_t *gts = json_object_get(c->metadata, "grant_types");
     if (!json_is_array(gts)) /* RFC 7591 default */
@@ -160,10 +158,9 @@ static bool grant_type_allowed(const struct store_client *c, const char *gt)
     return false;
 }
 
-/* Mints an access token (and a refresh token) for a grant and answers with them. */
-static void issue(struct oauth_server *os, const struct store_grant *g, const char *scope,
-                  const char *username, bool refresh, const struct oauth_request *req,
-                  struct oauth_response *resp)
+void oauth_issue(struct oauth_server *os, const struct store_grant *g, const char *scope,
+                 const char *username, bool refresh, const struct oauth_request *req,
+                 struct oauth_response *resp)
 {
     int64_t now = oauth_now();
     char *jti = crypto_random_token(16);
@@ -221,7 +218,7 @@ out:
     free(jti);
 }
 
-static char *username_of(struct oauth_server *os, int64_t user_id)
+char *oauth_username_of(struct oauth_server *os, int64_t user_id)
 {
     struct store_user u = {0};
     char *name = NULL;
@@ -231,8 +228,8 @@ static char *username_of(struct oauth_server *os, int64_t user_id)
     return name;
 }
 
-static void revoke_grant(struct oauth_server *os, const char *grant_id, const char *client,
-                         const char *ip, const char *reason)
+void oauth_revoke_grant(struct oauth_server *os, const char *grant_id, const char *client,
+                        const char *ip, const char *reason)
 {
     if (store_grant_revoke(os->st, grant_id, oauth_now()) != 0)
         log_error("oauth: could not revoke grant (%s)", reason);
@@ -263,7 +260,8 @@ static void grant_code(struct oauth_server *os, const struct oauth_request *req,
     }
     if (r == ERR_EXISTS) {
         /* A replayed code: someone else may hold it; end everything it produced. */
-        revoke_grant(os, sc.grant_id, c->client_id, req->client_ip, "authorization code replay");
+        oauth_revoke_grant(os, sc.grant_id, c->client_id, req->client_ip,
+                           "authorization code replay");
         oresp_error(resp, 400, "invalid_grant",
                     "the authorization code was already used; the tokens issued from it have "
                     "been revoked");
@@ -312,8 +310,8 @@ static void grant_code(struct oauth_server *os, const struct oauth_request *req,
         oresp_error(resp, 400, "invalid_grant", "the authorization was revoked");
         goto out;
     }
-    username = username_of(os, g.user_id);
-    issue(os, &g, g.scope, username, grant_type_allowed(c, "refresh_token"), req, resp);
+    username = oauth_username_of(os, g.user_id);
+    oauth_issue(os, &g, g.scope, username, oauth_grant_type_allowed(c, "refresh_token"), req, resp);
 out:
     free(username);
     store_code_clear(&sc);
@@ -333,7 +331,7 @@ static void grant_refresh(struct oauth_server *os, const struct oauth_request *r
         oresp_error(resp, 400, "invalid_request", "refresh_token is missing");
         return;
     }
-    if (!grant_type_allowed(c, "refresh_token")) {
+    if (!oauth_grant_type_allowed(c, "refresh_token")) {
         oresp_error(resp, 400, "unauthorized_client",
                     "this client did not register the refresh_token grant");
         return;
@@ -379,7 +377,7 @@ static void grant_refresh(struct oauth_server *os, const struct oauth_request *r
             oresp_error(resp, 400, "invalid_grant",
                         "this refresh token was just rotated; use the newer one");
         } else {
-            revoke_grant(os, g.grant_id, c->client_id, req->client_ip, "refresh token reuse");
+            oauth_revoke_grant(os, g.grant_id, c->client_id, req->client_ip, "refresh token reuse");
             oresp_error(resp, 400, "invalid_grant",
                         "the refresh token was already used; the grant has been revoked (sign in "
                         "again)");
@@ -390,10 +388,10 @@ static void grant_refresh(struct oauth_server *os, const struct oauth_request *r
         oresp_error(resp, 500, "server_error", "could not rotate the refresh token");
         goto out;
     }
-    /* The new refresh token is in the store; issue() adds another only when asked. */
-    username = username_of(os, g.user_id);
+    /* The new refresh token is in the store; oauth_issue() adds another only when asked. */
+    username = oauth_username_of(os, g.user_id);
     struct oauth_response tmp = {0};
-    issue(os, &g, want, username, false, req, &tmp);
+    oauth_issue(os, &g, want, username, false, req, &tmp);
     if (tmp.status == 200) {
         json_t *body = json_loadb(tmp.body, tmp.body_len, 0, NULL);
         json_object_set_new(body, "refresh_token", json_string(next));
@@ -422,7 +420,7 @@ static void grant_client_credentials(struct oauth_server *os, const struct oauth
                                      struct oauth_response *resp)
 {
     const char *resource = fget(form, "resource");
-    if (!c->has_secret || !grant_type_allowed(c, "client_credentials") ||
+    if (!c->has_secret || !oauth_grant_type_allowed(c, "client_credentials") ||
         c->kind != CLIENT_STATIC) {
         oresp_error(resp, 400, "unauthorized_client",
                     "client_credentials is for confidential clients an administrator registered "
@@ -441,14 +439,13 @@ static void grant_client_credentials(struct oauth_server *os, const struct oauth
     if (store_grant_put(os->st, &g) != 0)
         oresp_error(resp, 500, "server_error", "could not record the grant");
     else
-        issue(os, &g, scope, NULL, false, req, resp);
+        oauth_issue(os, &g, scope, NULL, false, req, resp);
     free(scope);
     free(gid);
 }
 
-/* 429 with Retry-After when the client's address is over its budget. */
-static bool limited(struct oauth_server *os, const char *bucket, const struct oauth_request *req,
-                    struct oauth_response *resp)
+bool oauth_limited(struct oauth_server *os, const char *bucket, const struct oauth_request *req,
+                   struct oauth_response *resp)
 {
     unsigned retry;
     if (oauth_ratelimit(os, bucket, req->client_ip, &retry))
@@ -463,9 +460,9 @@ static bool limited(struct oauth_server *os, const char *bucket, const struct oa
 void oauth_token(struct oauth_server *os, const struct oauth_request *req,
                  struct oauth_response *resp)
 {
-    if (limited(os, "token", req, resp))
+    if (oauth_limited(os, "token", req, resp))
         return;
-    json_t *form = parse_form(req, resp);
+    json_t *form = oauth_form_body(req, resp);
     if (form == NULL)
         return;
     struct store_client c = {0};
@@ -475,19 +472,21 @@ void oauth_token(struct oauth_server *os, const struct oauth_request *req,
         goto out;
     }
     if (strcmp(gt, "authorization_code") != 0 && strcmp(gt, "refresh_token") != 0 &&
-        strcmp(gt, "client_credentials") != 0) {
+        strcmp(gt, "client_credentials") != 0 && strcmp(gt, OAUTH_GRANT_DEVICE) != 0) {
         oresp_error(resp, 400, "unsupported_grant_type",
-                    "grant_type '%.40s' is not supported (authorization_code, refresh_token, "
-                    "client_credentials)",
+                    "grant_type '%.60s' is not supported (authorization_code, refresh_token, "
+                    "client_credentials, " OAUTH_GRANT_DEVICE ")",
                     gt);
         goto out;
     }
-    if (authenticate_client(os, req, form, &c, resp) != 0)
+    if (oauth_client_authenticate(os, req, form, &c, resp) != 0)
         goto out;
     if (strcmp(gt, "authorization_code") == 0)
         grant_code(os, req, form, &c, resp);
     else if (strcmp(gt, "refresh_token") == 0)
         grant_refresh(os, req, form, &c, resp);
+    else if (strcmp(gt, OAUTH_GRANT_DEVICE) == 0)
+        oauth_device_token(os, req, form, &c, resp);
     else
         grant_client_credentials(os, req, form, &c, resp);
 out:
@@ -517,9 +516,9 @@ static char *access_jti(struct oauth_server *os, const char *token, json_t **cla
 void oauth_revoke(struct oauth_server *os, const struct oauth_request *req,
                   struct oauth_response *resp)
 {
-    if (limited(os, "token", req, resp)) /* it checks client secrets too */
+    if (oauth_limited(os, "token", req, resp)) /* it checks client secrets too */
         return;
-    json_t *form = parse_form(req, resp);
+    json_t *form = oauth_form_body(req, resp);
     if (form == NULL)
         return;
     struct store_client c = {0};
@@ -527,7 +526,7 @@ void oauth_revoke(struct oauth_server *os, const struct oauth_request *req,
     struct store_grant g = {0};
     char *jti = NULL, *gid = NULL;
     const char *token = fget(form, "token");
-    if (authenticate_client(os, req, form, &c, resp) != 0)
+    if (oauth_client_authenticate(os, req, form, &c, resp) != 0)
         goto out;
     if (token == NULL) {
         oresp_error(resp, 400, "invalid_request", "token is missing");
@@ -538,7 +537,8 @@ void oauth_revoke(struct oauth_server *os, const struct oauth_request *req,
     if (store_refresh_get(os->st, h, &rt) == 0) {
         /* A refresh token: its whole grant ends (RFC 7009 2.1). */
         if (store_grant_get(os->st, rt.grant_id, &g) == 0 && strcmp(g.client_id, c.client_id) == 0)
-            revoke_grant(os, g.grant_id, c.client_id, req->client_ip, "revoked by the client");
+            oauth_revoke_grant(os, g.grant_id, c.client_id, req->client_ip,
+                               "revoked by the client");
     } else if ((jti = access_jti(os, token, NULL)) != NULL) {
         unsigned char jh[STORE_HASH_LEN];
         hash_str(jti, jh);
@@ -569,16 +569,16 @@ out:
 void oauth_introspect(struct oauth_server *os, const struct oauth_request *req,
                       struct oauth_response *resp)
 {
-    if (limited(os, "introspect", req, resp))
+    if (oauth_limited(os, "introspect", req, resp))
         return;
-    json_t *form = parse_form(req, resp);
+    json_t *form = oauth_form_body(req, resp);
     if (form == NULL)
         return;
     struct store_client c = {0};
     json_t *claims = NULL;
     char *jti = NULL;
     const char *token = fget(form, "token");
-    if (authenticate_client(os, req, form, &c, resp) != 0)
+    if (oauth_client_authenticate(os, req, form, &c, resp) != 0)
         goto out;
     if (!c.has_secret) {
         oresp_error(resp, 401, "invalid_client", "introspection is for confidential clients");

@@ -23,104 +23,9 @@
 #include "core/xmalloc.h"
 #include "store/store_int.h"
 
-/* ---- schema ---- */
+/* ---- schema (store/sqlite_schema.c) ---- */
 
-/* Migration i (0-based) takes the database from user_version i to i + 1. Never edit one that
- * has shipped: append a new one. Each runs in its own IMMEDIATE transaction. */
-static const char *const migrations[] = {
-    /* 1: the initial schema. Grants are revoked, never deleted, so their user and client may
-     * go; rows hanging off a grant reference it. Users' ids are never reused (AUTOINCREMENT):
-     * a token or audit line naming a removed user must not name a new one. */
-    "CREATE TABLE users ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  username TEXT NOT NULL UNIQUE CHECK (length(username) > 0),"
-    "  password_hash TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  failed_logins INTEGER NOT NULL DEFAULT 0,"
-    "  locked_until INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE clients ("
-    "  client_id TEXT NOT NULL PRIMARY KEY CHECK (length(client_id) > 0),"
-    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  reg_token_hash BLOB CHECK (reg_token_hash IS NULL OR length(reg_token_hash) = 32),"
-    "  metadata TEXT NOT NULL,"
-    "  first_party INTEGER NOT NULL DEFAULT 0 CHECK (first_party IN (0, 1)),"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE grants ("
-    "  grant_id TEXT NOT NULL PRIMARY KEY CHECK (length(grant_id) > 0),"
-    "  user_id INTEGER NOT NULL DEFAULT 0,"
-    "  client_id TEXT NOT NULL,"
-    "  scope TEXT,"
-    "  resource TEXT,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX grants_user ON grants (user_id, created_at);"
-    "CREATE INDEX grants_client ON grants (client_id);"
-    /* No reference to grants: a code may be issued before its grant is stored. */
-    "CREATE TABLE codes ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  grant_id TEXT NOT NULL,"
-    "  client_id TEXT NOT NULL,"
-    "  redirect_uri TEXT NOT NULL,"
-    "  code_challenge TEXT,"
-    "  scope TEXT,"
-    "  resource TEXT,"
-    "  user_id INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL,"
-    "  used INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)));"
-    "CREATE INDEX codes_grant ON codes (grant_id);"
-    "CREATE INDEX codes_expires ON codes (expires_at);"
-    "CREATE TABLE refresh_tokens ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  grant_id TEXT NOT NULL REFERENCES grants (grant_id) ON DELETE CASCADE,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL,"
-    "  rotated_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);"
-    "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);"
-    "CREATE TABLE access_tokens ("
-    "  jti_hash BLOB NOT NULL PRIMARY KEY CHECK (length(jti_hash) = 32),"
-    "  grant_id TEXT NOT NULL REFERENCES grants (grant_id) ON DELETE CASCADE,"
-    "  expires_at INTEGER NOT NULL,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX access_tokens_grant ON access_tokens (grant_id);"
-    "CREATE INDEX access_tokens_expires ON access_tokens (expires_at);"
-    /* No reference to clients: pre-registered clients may live in the configuration only. */
-    "CREATE TABLE consents ("
-    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
-    "  client_id TEXT NOT NULL,"
-    "  scope TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (user_id, client_id));"
-    "CREATE INDEX consents_client ON consents (client_id);"
-    "CREATE TABLE browser_sessions ("
-    "  hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),"
-    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
-    "  csrf TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  expires_at INTEGER NOT NULL);"
-    "CREATE INDEX browser_sessions_user ON browser_sessions (user_id);"
-    "CREATE INDEX browser_sessions_expires ON browser_sessions (expires_at);"
-    "CREATE TABLE signing_keys ("
-    "  kid TEXT NOT NULL PRIMARY KEY CHECK (length(kid) > 0),"
-    "  alg TEXT NOT NULL,"
-    "  sealed BLOB NOT NULL,"
-    "  public_jwk TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT 0,"
-    "  retired_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE audit ("
-    "  id INTEGER PRIMARY KEY,"
-    "  ts INTEGER NOT NULL,"
-    "  event TEXT NOT NULL,"
-    "  user TEXT,"
-    "  client TEXT,"
-    "  ip TEXT,"
-    "  detail TEXT);"
-    "CREATE INDEX audit_ts ON audit (ts);"
-    "CREATE INDEX audit_user_ts ON audit (user, ts);",
-};
-#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define SCHEMA_VERSION store_sqlite_schema_version
 
 /* ---- connection and statements ---- */
 
@@ -471,7 +376,7 @@ static int migrate(struct sq *s)
         }
         if (v == SCHEMA_VERSION)
             break;
-        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, &errmsg) != SQLITE_OK) {
+        if (sqlite3_exec(s->db, store_sqlite_migrations[v], NULL, NULL, &errmsg) != SQLITE_OK) {
             log_error("sqlite: %s: migration %d failed: %s", s->path, v + 1,
                       errmsg != NULL ? errmsg : "?");
             r = ERR_IO;
@@ -479,8 +384,14 @@ static int migrate(struct sq *s)
         }
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-        if ((r = run(s, sql, NULL)) != 0)
+        /* Not run(): its statement cache is keyed by the address of the SQL text, which is
+         * this buffer's for every migration, so a second one would reuse the first's. */
+        if (sqlite3_exec(s->db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+            log_error("sqlite: %s: setting the schema version %d failed: %s", s->path, v + 1,
+                      errmsg != NULL ? errmsg : "?");
+            r = ERR_IO;
             goto out;
+        }
         if ((r = tx_commit(s)) != 0)
             goto out;
         log_info("sqlite: %s: schema migrated to version %d", s->path, v + 1);
@@ -864,14 +775,23 @@ static int sq_client_count(void *impl, int64_t *n)
 
 /* ---- grants ---- */
 
+/* The caller holds the lock. */
+static int insert_grant(struct sq *s, const struct store_grant *g)
+{
+    return run(s,
+               "INSERT INTO grants (grant_id, user_id, client_id, scope, resource, created_at, "
+               "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               VALS(V_S(g->grant_id), V_I(g->user_id), V_S(g->client_id), V_S(g->scope),
+                    V_S(g->resource), V_I(g->created_at), V_I(g->revoked_at)));
+}
+
 static int sq_grant_put(void *impl, const struct store_grant *g)
 {
-    return write1(impl,
-                  "INSERT INTO grants (grant_id, user_id, client_id, scope, resource, created_at, "
-                  "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  VALS(V_S(g->grant_id), V_I(g->user_id), V_S(g->client_id), V_S(g->scope),
-                       V_S(g->resource), V_I(g->created_at), V_I(g->revoked_at)),
-                  false);
+    struct sq *s = impl;
+    lock(s);
+    int r = insert_grant(s, g);
+    unlock(s);
+    return r;
 }
 
 static int sq_grant_get(void *impl, const char *grant_id, struct store_grant *out)
@@ -1195,8 +1115,8 @@ static int sq_bsession_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
     int r;
     lock(s);
     if ((r = q_open(s, &q,
-                    "SELECT hash, user_id, csrf, created_at, expires_at FROM browser_sessions "
-                    "WHERE hash = ? AND expires_at > ?",
+                    "SELECT hash, user_id, csrf, created_at, expires_at, device_failures "
+                    "FROM browser_sessions WHERE hash = ? AND expires_at > ?",
                     VALS(V_H(hash), V_I(now)))) != 0 ||
         (r = q_row(&q)) != 0)
         goto out;
@@ -1205,7 +1125,28 @@ static int sq_bsession_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
     out->csrf = col_str(&q, 2);
     out->created_at = col_i64(&q, 3);
     out->expires_at = col_i64(&q, 4);
+    out->device_failures = (int)col_i64(&q, 5);
 out:
+    q_close(&q);
+    unlock(s);
+    return r;
+}
+
+static int sq_bsession_device_failure(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                                      int *failures)
+{
+    struct sq *s = impl;
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = q_open(s, &q,
+                    "UPDATE browser_sessions SET device_failures = device_failures + 1 "
+                    "WHERE hash = ? RETURNING device_failures",
+                    VALS(V_H(hash)))) == 0 &&
+        (r = q_row(&q)) == 0) {
+        *failures = (int)col_i64(&q, 0);
+        r = q_run(&q); /* to completion: the autocommit transaction ends here */
+    }
     q_close(&q);
     unlock(s);
     return r;
@@ -1214,6 +1155,143 @@ out:
 static int sq_bsession_remove(void *impl, const unsigned char hash[STORE_HASH_LEN])
 {
     return write1(impl, "DELETE FROM browser_sessions WHERE hash = ?", VALS(V_H(hash)), true);
+}
+
+/* ---- device authorizations ---- */
+
+#define DEVICE_COLS                                                                                \
+    "hash, user_hash, client_id, scope, resource, created_at, expires_at, poll_interval, "        \
+    "last_poll, status, user_id, grant_id"
+
+static void read_device(struct q *q, struct store_device *d)
+{
+    (void)col_hash(q, 0, d->hash); /* both CHECKed to be STORE_HASH_LEN bytes */
+    (void)col_hash(q, 1, d->user_hash);
+    d->client_id = col_str(q, 2);
+    d->scope = col_str(q, 3);
+    d->resource = col_str(q, 4);
+    d->created_at = col_i64(q, 5);
+    d->expires_at = col_i64(q, 6);
+    d->interval = col_i64(q, 7);
+    d->last_poll = col_i64(q, 8);
+    d->status = (enum store_device_status)col_i64(q, 9);
+    d->user_id = col_i64(q, 10);
+    d->grant_id = col_str(q, 11);
+}
+
+static int sq_device_put(void *impl, const struct store_device *d)
+{
+    struct sq *s = impl;
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = run(s, "DELETE FROM device_codes WHERE expires_at <= ?",
+                 VALS(V_I(d->created_at)))) != 0 ||
+        (r = run(s,
+                 "INSERT INTO device_codes (hash, user_hash, client_id, scope, resource, "
+                 "created_at, expires_at, poll_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALS(V_H(d->hash), V_H(d->user_hash), V_S(d->client_id), V_S(d->scope),
+                      V_S(d->resource), V_I(d->created_at), V_I(d->expires_at),
+                      V_I(d->interval)))) != 0)
+        goto out;
+    r = tx_commit(s);
+out:
+    if (r != 0)
+        tx_rollback(s);
+    unlock(s);
+    return r;
+}
+
+static int device_get(struct sq *s, const char *sql, const unsigned char key[STORE_HASH_LEN],
+                      struct store_device *out)
+{
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = q_open(s, &q, sql, VALS(V_H(key)))) == 0 && (r = q_row(&q)) == 0)
+        read_device(&q, out);
+    q_close(&q);
+    unlock(s);
+    return r;
+}
+
+static int sq_device_get(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                         struct store_device *out)
+{
+    return device_get(impl, "SELECT " DEVICE_COLS " FROM device_codes WHERE hash = ?", hash, out);
+}
+
+static int sq_device_get_user(void *impl, const unsigned char user_hash[STORE_HASH_LEN],
+                              struct store_device *out)
+{
+    return device_get(impl, "SELECT " DEVICE_COLS " FROM device_codes WHERE user_hash = ?",
+                      user_hash, out);
+}
+
+static int sq_device_decide(void *impl, const unsigned char user_hash[STORE_HASH_LEN],
+                            int64_t now, int64_t user_id, const struct store_grant *g)
+{
+    struct sq *s = impl;
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = run(s,
+                 "UPDATE device_codes SET status = ?, user_id = ?, grant_id = ? "
+                 "WHERE user_hash = ? AND status = 0 AND expires_at > ?",
+                 VALS(V_I(g != NULL ? DEVICE_APPROVED : DEVICE_DENIED), V_I(user_id),
+                      V_S(g != NULL ? g->grant_id : NULL), V_H(user_hash), V_I(now)))) != 0)
+        goto out;
+    if (changes(s) != 1) {
+        r = ERR_NOTFOUND;
+        goto out;
+    }
+    if (g == NULL || (r = insert_grant(s, g)) == 0)
+        r = tx_commit(s);
+out:
+    if (r != 0)
+        tx_rollback(s);
+    unlock(s);
+    return r;
+}
+
+static int sq_device_poll(void *impl, const unsigned char hash[STORE_HASH_LEN], int64_t now,
+                          int64_t step, struct store_device *out, bool *slow)
+{
+    struct sq *s = impl;
+    struct q q = {0};
+    int r;
+    lock(s);
+    if ((r = tx_begin(s)) != 0)
+        goto out;
+    if ((r = q_open(s, &q, "SELECT " DEVICE_COLS " FROM device_codes WHERE hash = ?",
+                    VALS(V_H(hash)))) != 0 ||
+        (r = q_row(&q)) != 0)
+        goto out;
+    read_device(&q, out);
+    q_close(&q);
+    if (out->expires_at > now && out->status == DEVICE_PENDING) {
+        *slow = out->last_poll != 0 && now - out->last_poll < out->interval;
+        r = run(s, "UPDATE device_codes SET last_poll = ?, poll_interval = ? WHERE hash = ?",
+                VALS(V_I(stamp(now)), V_I(out->interval + (*slow ? step : 0)), V_H(hash)));
+    } else if (out->expires_at > now && out->status == DEVICE_APPROVED) {
+        r = run(s, "UPDATE device_codes SET status = 3 WHERE hash = ? AND status = 1",
+                VALS(V_H(hash)));
+        if (r == 0 && changes(s) != 1) /* impossible under the write lock */
+            r = ERR_INTERNAL;
+    }
+    if (r == 0)
+        r = tx_commit(s);
+out:
+    q_close(&q);
+    if (r != 0) {
+        tx_rollback(s);
+        store_device_clear(out);
+        *slow = false;
+    }
+    unlock(s);
+    return r;
 }
 
 /* ---- signing keys ---- */
@@ -1379,6 +1457,7 @@ static int sq_purge(void *impl, int64_t now)
         "DELETE FROM refresh_tokens WHERE expires_at <= ?",
         "DELETE FROM access_tokens WHERE expires_at <= ?",
         "DELETE FROM browser_sessions WHERE expires_at <= ?",
+        "DELETE FROM device_codes WHERE expires_at <= ?",
     };
     struct sq *s = impl;
     int64_t n = 0;
@@ -1436,6 +1515,12 @@ const struct store_ops store_sqlite_ops = {
     .bsession_put = sq_bsession_put,
     .bsession_get = sq_bsession_get,
     .bsession_remove = sq_bsession_remove,
+    .bsession_device_failure = sq_bsession_device_failure,
+    .device_put = sq_device_put,
+    .device_get = sq_device_get,
+    .device_get_user = sq_device_get_user,
+    .device_decide = sq_device_decide,
+    .device_poll = sq_device_poll,
     .key_put = sq_key_put,
     .key_list = sq_key_list,
     .key_retire_current = sq_key_retire_current,

@@ -328,6 +328,13 @@ int store_bsession_remove(struct store *st, const unsigned char hash[STORE_HASH_
     return st->ops->bsession_remove(st->impl, hash);
 }
 
+int store_bsession_device_failure(struct store *st, const unsigned char hash[STORE_HASH_LEN],
+                                  int *failures)
+{
+    *failures = 0;
+    return st->ops->bsession_device_failure(st->impl, hash, failures);
+}
+
 void store_bsession_clear(struct store_browser_session *b)
 {
     if (b == NULL)
@@ -337,6 +344,52 @@ void store_bsession_clear(struct store_browser_session *b)
         free(b->csrf);
     }
     memset(b, 0, sizeof(*b));
+}
+
+/* ---- device authorizations ---- */
+
+int store_device_put(struct store *st, const struct store_device *d)
+{
+    return st->ops->device_put(st->impl, d);
+}
+
+int store_device_get(struct store *st, const unsigned char hash[STORE_HASH_LEN],
+                     struct store_device *out)
+{
+    memset(out, 0, sizeof(*out));
+    return st->ops->device_get(st->impl, hash, out);
+}
+
+int store_device_get_user(struct store *st, const unsigned char user_hash[STORE_HASH_LEN],
+                          struct store_device *out)
+{
+    memset(out, 0, sizeof(*out));
+    return st->ops->device_get_user(st->impl, user_hash, out);
+}
+
+int store_device_decide(struct store *st, const unsigned char user_hash[STORE_HASH_LEN],
+                        int64_t now, int64_t user_id, const struct store_grant *g)
+{
+    return st->ops->device_decide(st->impl, user_hash, now, user_id, g);
+}
+
+int store_device_poll(struct store *st, const unsigned char hash[STORE_HASH_LEN], int64_t now,
+                      int64_t step, struct store_device *out, bool *slow)
+{
+    memset(out, 0, sizeof(*out));
+    *slow = false;
+    return st->ops->device_poll(st->impl, hash, now, step, out, slow);
+}
+
+void store_device_clear(struct store_device *d)
+{
+    if (d == NULL)
+        return;
+    free(d->client_id);
+    free(d->scope);
+    free(d->resource);
+    free(d->grant_id);
+    memset(d, 0, sizeof(*d));
 }
 
 /* ---- signing keys ---- */

@@ -3,10 +3,10 @@
  * or one short transaction on both, so several instances can share a database; single-use
  * operations (taking a code, rotating a refresh token) are atomic.
  *
- * Secrets never reach the store in clear: codes, refresh tokens, access-token ids, client
- * secrets, registration access tokens and browser-session ids are stored as SHA-256 hashes
- * (STORE_HASH_LEN bytes, computed by the caller); passwords as argon2id hashes; signing keys
- * encrypted.
+ * Secrets never reach the store in clear: codes, device and user codes, refresh tokens,
+ * access-token ids, client secrets, registration access tokens and browser-session ids are
+ * stored as SHA-256 hashes (STORE_HASH_LEN bytes, computed by the caller); passwords as
+ * argon2id hashes; signing keys encrypted.
  *
  * Times are Unix seconds. Strings in records are owned by the record; *_clear() frees them.
  * Functions return 0, ERR_NOTFOUND, ERR_EXISTS (a unique key taken, or a single-use item
@@ -85,6 +85,31 @@ struct store_browser_session {
     char *csrf;  /* the form token bound to this session */
     int64_t created_at;
     int64_t expires_at;
+    int device_failures; /* wrong user codes entered on the device page */
+};
+
+/* A device authorization (RFC 8628): found by the hash of its device code (the polling
+ * client) or by the keyed hash of its user code (the person approving it). */
+enum store_device_status {
+    DEVICE_PENDING = 0,  /* nobody decided yet */
+    DEVICE_APPROVED = 1, /* approved; grant_id names the grant; tokens not yet issued */
+    DEVICE_DENIED = 2,
+    DEVICE_ISSUED = 3,   /* the client has taken its tokens: the code is spent */
+};
+
+struct store_device {
+    unsigned char hash[STORE_HASH_LEN];      /* of the device code */
+    unsigned char user_hash[STORE_HASH_LEN]; /* of the user code (unique) */
+    char *client_id;
+    char *scope;     /* requested, normalized */
+    char *resource;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t interval;  /* seconds the client must wait between polls; grows on slow_down */
+    int64_t last_poll; /* 0: not polled yet */
+    enum store_device_status status;
+    int64_t user_id;   /* who approved or denied; 0 while pending */
+    char *grant_id;    /* the grant an approval made; NULL otherwise */
 };
 
 struct store_key {
@@ -184,7 +209,37 @@ int store_bsession_get(struct store *st, const unsigned char hash[STORE_HASH_LEN
                        struct store_browser_session *out) ERR_WARN_UNUSED; /* unexpired only */
 int store_bsession_remove(struct store *st, const unsigned char hash[STORE_HASH_LEN])
     ERR_WARN_UNUSED;
+/* Counts one more wrong user code against a browser session; *failures gets the new count.
+ * ERR_NOTFOUND when there is no such session. */
+int store_bsession_device_failure(struct store *st, const unsigned char hash[STORE_HASH_LEN],
+                                  int *failures /* OUT */) ERR_WARN_UNUSED;
 void store_bsession_clear(struct store_browser_session *b);
+
+/* ---- device authorizations (RFC 8628) ---- */
+/* Stores a new pending device authorization; ERR_EXISTS when its device code or user code
+ * hash is taken (the caller draws another user code). Authorizations that expired before
+ * d->created_at are deleted on the way, so the table holds about the live ones only. */
+int store_device_put(struct store *st, const struct store_device *d) ERR_WARN_UNUSED;
+int store_device_get(struct store *st, const unsigned char hash[STORE_HASH_LEN],
+                     struct store_device *out) ERR_WARN_UNUSED;
+int store_device_get_user(struct store *st, const unsigned char user_hash[STORE_HASH_LEN],
+                          struct store_device *out) ERR_WARN_UNUSED;
+/* Decides a pending authorization that has not expired at now, found by its user code:
+ * approve with g non-NULL (g is stored in the same transaction and the authorization refers
+ * to it), deny with g NULL. ERR_NOTFOUND when no pending, unexpired authorization has this
+ * user code (unknown, expired, or decided already). */
+int store_device_decide(struct store *st, const unsigned char user_hash[STORE_HASH_LEN],
+                        int64_t now, int64_t user_id, const struct store_grant *g)
+    ERR_WARN_UNUSED;
+/* One poll by the client, atomically. *out gets the authorization as it was before this
+ * poll. Unexpired and pending: last_poll becomes now, and when the previous poll was less
+ * than interval seconds before now, interval grows by step and *slow is set. Unexpired and
+ * approved: it becomes issued, so exactly one poll sees DEVICE_APPROVED (the caller then
+ * issues the tokens). Otherwise nothing changes. ERR_NOTFOUND when unknown. */
+int store_device_poll(struct store *st, const unsigned char hash[STORE_HASH_LEN], int64_t now,
+                      int64_t step, struct store_device *out, bool *slow /* OUT */)
+    ERR_WARN_UNUSED;
+void store_device_clear(struct store_device *d);
 
 /* ---- signing keys ---- */
 int store_key_put(struct store *st, const struct store_key *k) ERR_WARN_UNUSED;
@@ -208,7 +263,8 @@ int store_audit_list(struct store *st, int64_t since, const char *user, unsigned
                      json_t **out) ERR_WARN_UNUSED;
 
 /* ---- housekeeping ---- */
-/* Deletes expired codes, refresh tokens, access-token ids, browser sessions. */
+/* Deletes expired codes, refresh tokens, access-token ids, browser sessions, device
+ * authorizations. */
 int store_purge(struct store *st, int64_t now) ERR_WARN_UNUSED;
 
 #endif

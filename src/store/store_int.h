@@ -63,6 +63,18 @@ struct store_ops {
     int (*bsession_get)(void *impl, const unsigned char hash[STORE_HASH_LEN], int64_t now,
                         struct store_browser_session *out);
     int (*bsession_remove)(void *impl, const unsigned char hash[STORE_HASH_LEN]);
+    int (*bsession_device_failure)(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                                   int *failures);
+
+    int (*device_put)(void *impl, const struct store_device *d);
+    int (*device_get)(void *impl, const unsigned char hash[STORE_HASH_LEN],
+                      struct store_device *out);
+    int (*device_get_user)(void *impl, const unsigned char user_hash[STORE_HASH_LEN],
+                           struct store_device *out);
+    int (*device_decide)(void *impl, const unsigned char user_hash[STORE_HASH_LEN], int64_t now,
+                         int64_t user_id, const struct store_grant *g);
+    int (*device_poll)(void *impl, const unsigned char hash[STORE_HASH_LEN], int64_t now,
+                       int64_t step, struct store_device *out, bool *slow);
 
     int (*key_put)(void *impl, const struct store_key *k);
     int (*key_list)(void *impl, struct store_key **keys, size_t *n);
@@ -85,6 +97,9 @@ struct store {
 /* store/sqlite.c: opens (creating, 0600) and migrates the database at path. */
 extern const struct store_ops store_sqlite_ops;
 int store_sqlite_open(const char *path, void **impl /* OUT */) ERR_WARN_UNUSED;
+/* store/sqlite_schema.c: the migrations, in order; store_sqlite_schema_version counts them. */
+extern const char *const store_sqlite_migrations[];
+extern const int store_sqlite_schema_version;
 
 /* "static", "dcr", "cimd" (as listed by store_client_list). */
 const char *store_client_kind_name(enum store_client_kind kind);

@@ -289,6 +289,17 @@ static void test_metadata_table(void **state)
          "\"tos_uri\":\"https://a.example/tos\",\"policy_uri\":\"https://a.example/p\","
          "\"contacts\":[\"ops@a.example\"],\"software_id\":\"x\",\"software_version\":\"1\"}",
          NULL, NULL},
+        /* mcpgate login --device-code: the device grant needs no redirect_uris */
+        {"{\"client_name\":\"mcpgate\",\"redirect_uris\":[],\"grant_types\":["
+         "\"urn:ietf:params:oauth:grant-type:device_code\",\"refresh_token\"],"
+         "\"response_types\":[],\"token_endpoint_auth_method\":\"none\"}",
+         NULL, NULL},
+        {"{\"grant_types\":[\"urn:ietf:params:oauth:grant-type:device_code\"]}", NULL, NULL},
+        {"{\"grant_types\":[\"urn:ietf:params:oauth:grant-type:device_code\"],"
+         "\"response_types\":[\"code\"]}",
+         NULL, "grant_types: response_types code needs authorization_code"},
+        {"{\"grant_types\":[\"urn:ietf:params:oauth:grant-type:device_cod\"]}", NULL,
+         "grant_types[0]: 'urn:ietf:params:oauth:grant-type:device_...' is not supported"},
         /* client_credentials only: no redirect_uris needed */
         {"{\"grant_types\":[\"client_credentials\"],\"token_endpoint_auth_method\":"
          "\"client_secret_post\"}",

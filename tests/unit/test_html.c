@@ -134,10 +134,23 @@ static char *consent_with(const char *s, const char *logo)
                              .loopback_redirect = true,
                              .unverified = true,
                              .scopes = scopes,
-                             .resource = s};
+                             .resource = s,
+                             .user_code = s};
     char *doc = html_consent_page(&p);
     json_decref(scopes);
     return doc;
+}
+
+static char *device_with(const char *s)
+{
+    struct html_device p = {.server_name = s,
+                            .action = s,
+                            .csrf = s,
+                            .username = s,
+                            .user_code = s,
+                            .error = s,
+                            .locked = false};
+    return html_device_page(&p);
 }
 
 static char *apps_with(const char *s)
@@ -164,9 +177,10 @@ static void test_escape(void **state)
 }
 
 /* Every field of every page gets each payload. */
-/* The six renderings compared: every page, with the consent page twice (a quote-breaking
- * https logo, and a logo holding the payload, dropped when it has spaces). */
-static void render_all(const char *s, const char *quote_logo, char *doc[6])
+/* The renderings compared: every page, with the consent page twice (a quote-breaking https
+ * logo, and a logo holding the payload, dropped when it has spaces). */
+#define PAGES 7
+static void render_all(const char *s, const char *quote_logo, char *doc[PAGES])
 {
     char logo[256];
     snprintf(logo, sizeof logo, "https://logo.example/%s", s);
@@ -176,6 +190,7 @@ static void render_all(const char *s, const char *quote_logo, char *doc[6])
     doc[3] = html_error_page(s, s, s);
     doc[4] = html_done_page(s, s);
     doc[5] = consent_with(s, logo);
+    doc[6] = device_with(s);
 }
 
 /* Every field of every page gets each payload; the same pages filled with a look-alike whose
@@ -183,14 +198,14 @@ static void render_all(const char *s, const char *quote_logo, char *doc[6])
 static void test_xss(void **state)
 {
     for (size_t k = 0; k < sizeof payloads / sizeof payloads[0]; k++) {
-        char *doc[6], *benign[6];
+        char *doc[PAGES], *benign[PAGES];
         char *look = strdup(payloads[k]);
         for (char *c = look; *c != '\0'; c++)
             if (strchr("<>\"'&", *c) != NULL)
                 *c = 'q';
         render_all(payloads[k], "https://logo.example/\"onerror=\"alert(1)", doc);
         render_all(look, "https://logo.example/qonerror=qalert(1)", benign);
-        for (size_t i = 0; i < 6; i++) {
+        for (size_t i = 0; i < PAGES; i++) {
             assert_document(benign[i]);
             assert_document(doc[i]);
             assert_no_injection(doc[i]);
@@ -324,6 +339,71 @@ static void test_consent(void **state)
     json_decref(scopes);
 }
 
+static void test_device(void **state)
+{
+    struct html_device p = {.server_name = "mcpgate",
+                            .action = "/device",
+                            .csrf = "CSRF123",
+                            .username = "alice",
+                            .user_code = "BCDF-GHJK",
+                            .error = NULL,
+                            .locked = false};
+    char *doc = html_device_page(&p);
+    dump("device", doc);
+    assert_document(doc);
+    assert_non_null(strstr(doc, "<form method=\"post\" action=\"/device\">"));
+    assert_non_null(strstr(doc, "type=\"hidden\" name=\"csrf\" value=\"CSRF123\""));
+    assert_non_null(strstr(doc, "name=\"user_code\" value=\"BCDF-GHJK\""));
+    assert_non_null(strstr(doc, "<label for=\"user_code\">"));
+    assert_non_null(strstr(doc, "Signed in as <span class=\"hl\">alice</span>"));
+    assert_non_null(strstr(doc, "never a code someone sent you"));
+    assert_non_null(strstr(doc, ">Continue</button>"));
+    assert_null(strstr(doc, "role=\"alert\""));
+    free(doc);
+
+    p.user_code = NULL;
+    p.error = "That code is not valid, or it has expired.";
+    doc = html_device_page(&p);
+    assert_document(doc);
+    assert_non_null(strstr(doc, "role=\"alert\">That code is not valid, or it has expired.</div>"));
+    assert_non_null(strstr(doc, "name=\"user_code\" value=\"\""));
+    free(doc);
+
+    /* Locked: the message and no form. */
+    p.locked = true;
+    p.error = "Too many wrong codes.";
+    doc = html_device_page(&p);
+    dump("device-locked", doc);
+    assert_document(doc);
+    assert_non_null(strstr(doc, "Too many wrong codes."));
+    assert_null(strstr(doc, "<form"));
+    assert_null(strstr(doc, "<input"));
+    free(doc);
+
+    /* The consent page of the device flow shows the code to compare. */
+    struct html_consent c = {.server_name = "mcpgate",
+                             .action = "/device",
+                             .csrf = "CSRF123",
+                             .request_id = "REQ",
+                             .username = "alice",
+                             .client_name = "mcpgate",
+                             .client_id = "c_1",
+                             .unverified = true,
+                             .resource = "https://mcp.example.com/mcp",
+                             .user_code = "BCDF-GHJK"};
+    doc = html_consent_page(&c);
+    dump("consent-device", doc);
+    assert_document(doc);
+    assert_non_null(strstr(doc, "your device shows <span class=\"hl\"><code>BCDF-GHJK</code>"));
+    assert_non_null(strstr(doc, "<form method=\"post\" action=\"/device\">"));
+    assert_null(strstr(doc, "you will be sent to"));
+    free(doc);
+    c.user_code = NULL;
+    doc = html_consent_page(&c);
+    assert_null(strstr(doc, "Check the code"));
+    free(doc);
+}
+
 static void test_error_done(void **state)
 {
     char *doc = html_error_page("mcpgate", "Invalid request",
@@ -411,7 +491,7 @@ int main(void)
         cmocka_unit_test(test_escape),     cmocka_unit_test(test_xss),
         cmocka_unit_test(test_login),      cmocka_unit_test(test_consent),
         cmocka_unit_test(test_error_done), cmocka_unit_test(test_apps),
-        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_cap),       cmocka_unit_test(test_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

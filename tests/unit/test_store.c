@@ -22,6 +22,8 @@
 #include "core/log.h"
 #include "store/store.h"
 
+#define SCHEMA_VERSION 2 /* migrations in store/sqlite_schema.c */
+
 struct fx {
     char dir[64];
     char path[128];
@@ -222,8 +224,9 @@ static void test_reopen_no_migration_twice(void **state)
     int64_t id = add_user(f->st, "persisted");
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(header_user_version(f->path), 1);
-    /* Migration 1 uses plain CREATE TABLE: running it again would fail the open. */
+    assert_int_equal(header_user_version(f->path), SCHEMA_VERSION);
+    /* The migrations use plain CREATE TABLE and ALTER TABLE ADD COLUMN: running one again
+     * would fail the open. */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(store_open(f->url, &f->st), 0);
         struct store_user u;
@@ -232,7 +235,7 @@ static void test_reopen_no_migration_twice(void **state)
         store_user_clear(&u);
         store_close(f->st);
         f->st = NULL;
-        assert_int_equal(header_user_version(f->path), 1);
+        assert_int_equal(header_user_version(f->path), SCHEMA_VERSION);
     }
     assert_int_equal(store_open(f->url, &f->st), 0);
 }
@@ -262,7 +265,7 @@ static void test_newer_schema_refused(void **state)
     free(after);
 
     /* Back to our version, the data is all there. */
-    static const unsigned char v1[4] = {0, 0, 0, 1};
+    static const unsigned char v1[4] = {0, 0, 0, SCHEMA_VERSION};
     fd = open(f->path, O_RDWR | O_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, v1, 4, 60), 4);
@@ -886,6 +889,228 @@ static void test_bsessions(void **state)
     assert_int_equal(store_bsession_get(st, b.hash, 1, &out), ERR_NOTFOUND);
 }
 
+static void test_bsession_device_failures(void **state)
+{
+    struct store *st = ((struct fx *)*state)->st;
+    int64_t uid = add_user(st, "guesser");
+    struct store_browser_session b = {.user_id = uid, .csrf = "c", .expires_at = 1000}, out;
+    mkhash(b.hash, 73);
+    assert_int_equal(store_bsession_put(st, &b), 0);
+    assert_int_equal(store_bsession_get(st, b.hash, 1, &out), 0);
+    assert_int_equal(out.device_failures, 0);
+    store_bsession_clear(&out);
+    int n = -1;
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(store_bsession_device_failure(st, b.hash, &n), 0);
+        assert_int_equal(n, i);
+    }
+    assert_int_equal(store_bsession_get(st, b.hash, 1, &out), 0);
+    assert_int_equal(out.device_failures, 3);
+    store_bsession_clear(&out);
+    unsigned char unknown[STORE_HASH_LEN];
+    mkhash(unknown, 74);
+    assert_int_equal(store_bsession_device_failure(st, unknown, &n), ERR_NOTFOUND);
+    assert_int_equal(n, 0);
+}
+
+/* ---- device authorizations ---- */
+
+static void put_device(struct store *st, int seed, int64_t created_at, int64_t expires_at)
+{
+    struct store_device d = {.client_id = "device-client",
+                             .scope = "mcp",
+                             .resource = "https://mcp.example/mcp",
+                             .created_at = created_at,
+                             .expires_at = expires_at,
+                             .interval = 5};
+    mkhash(d.hash, seed);
+    mkhash(d.user_hash, seed + 100);
+    assert_int_equal(store_device_put(st, &d), 0);
+}
+
+static void test_device(void **state)
+{
+    struct store *st = ((struct fx *)*state)->st;
+    int64_t uid = add_user(st, "approver");
+    unsigned char h[STORE_HASH_LEN], uh[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    mkhash(h, 91);
+    mkhash(uh, 191);
+    mkhash(other, 92);
+    put_device(st, 91, 1000, 1600);
+
+    /* The device code and the user code are each unique. */
+    struct store_device dup = {.client_id = "c", .created_at = 1000, .expires_at = 1600,
+                               .interval = 5};
+    memcpy(dup.hash, h, sizeof(h));
+    mkhash(dup.user_hash, 93);
+    assert_int_equal(store_device_put(st, &dup), ERR_EXISTS);
+    memcpy(dup.hash, other, sizeof(other));
+    memcpy(dup.user_hash, uh, sizeof(uh));
+    assert_int_equal(store_device_put(st, &dup), ERR_EXISTS);
+
+    struct store_device d;
+    assert_int_equal(store_device_get(st, h, &d), 0);
+    assert_memory_equal(d.hash, h, STORE_HASH_LEN);
+    assert_memory_equal(d.user_hash, uh, STORE_HASH_LEN);
+    assert_string_equal(d.client_id, "device-client");
+    assert_string_equal(d.scope, "mcp");
+    assert_string_equal(d.resource, "https://mcp.example/mcp");
+    assert_int_equal(d.created_at, 1000);
+    assert_int_equal(d.expires_at, 1600);
+    assert_int_equal(d.interval, 5);
+    assert_int_equal(d.last_poll, 0);
+    assert_int_equal(d.status, DEVICE_PENDING);
+    assert_int_equal(d.user_id, 0);
+    assert_null(d.grant_id);
+    store_device_clear(&d);
+    store_device_clear(NULL);
+    assert_int_equal(store_device_get_user(st, uh, &d), 0);
+    assert_memory_equal(d.hash, h, STORE_HASH_LEN);
+    store_device_clear(&d);
+    assert_int_equal(store_device_get(st, other, &d), ERR_NOTFOUND);
+    assert_int_equal(store_device_get_user(st, other, &d), ERR_NOTFOUND);
+
+    /* Polls while pending: the first is never too soon; one sooner than the interval slows
+     * the client down by step; one after the (grown) interval does not. */
+    bool slow = true;
+    assert_int_equal(store_device_poll(st, h, 1010, 5, &d, &slow), 0);
+    assert_int_equal(d.status, DEVICE_PENDING);
+    assert_false(slow);
+    store_device_clear(&d);
+    assert_int_equal(store_device_poll(st, h, 1012, 5, &d, &slow), 0);
+    assert_true(slow);
+    assert_int_equal(d.last_poll, 1010);
+    assert_int_equal(d.interval, 5);
+    store_device_clear(&d);
+    assert_int_equal(store_device_poll(st, h, 1020, 5, &d, &slow), 0);
+    assert_true(slow); /* 8 s after the last poll, the interval is 10 now */
+    assert_int_equal(d.interval, 10);
+    store_device_clear(&d);
+    assert_int_equal(store_device_poll(st, h, 1040, 5, &d, &slow), 0);
+    assert_false(slow);
+    assert_int_equal(d.interval, 15);
+    assert_int_equal(d.last_poll, 1020);
+    store_device_clear(&d);
+    assert_int_equal(store_device_poll(st, other, 1040, 5, &d, &slow), ERR_NOTFOUND);
+    assert_false(slow);
+
+    /* Approval stores the grant with it; a second decision finds nothing pending. */
+    struct store_grant g = {.grant_id = "gd", .user_id = uid, .client_id = "device-client",
+                            .scope = "mcp", .resource = "https://mcp.example/mcp",
+                            .created_at = 1050};
+    assert_int_equal(store_device_decide(st, uh, 1600, uid, &g), ERR_NOTFOUND); /* expired */
+    assert_int_equal(store_device_decide(st, other, 1050, uid, &g), ERR_NOTFOUND);
+    struct store_grant gout;
+    assert_int_equal(store_grant_get(st, "gd", &gout), ERR_NOTFOUND); /* rolled back */
+    assert_int_equal(store_device_decide(st, uh, 1050, uid, &g), 0);
+    assert_int_equal(store_grant_get(st, "gd", &gout), 0);
+    assert_int_equal(gout.user_id, uid);
+    store_grant_clear(&gout);
+    assert_int_equal(store_device_decide(st, uh, 1051, uid, NULL), ERR_NOTFOUND);
+    assert_int_equal(store_device_get(st, h, &d), 0);
+    assert_int_equal(d.status, DEVICE_APPROVED);
+    assert_int_equal(d.user_id, uid);
+    assert_string_equal(d.grant_id, "gd");
+    store_device_clear(&d);
+
+    /* Exactly one poll takes the approval; later ones see the code spent. */
+    assert_int_equal(store_device_poll(st, h, 1060, 5, &d, &slow), 0);
+    assert_int_equal(d.status, DEVICE_APPROVED);
+    assert_string_equal(d.grant_id, "gd");
+    store_device_clear(&d);
+    assert_int_equal(store_device_poll(st, h, 1061, 5, &d, &slow), 0);
+    assert_int_equal(d.status, DEVICE_ISSUED);
+    assert_false(slow);
+    store_device_clear(&d);
+
+    /* Denial; an approved code past its expiry is not taken. */
+    put_device(st, 94, 1000, 1600);
+    mkhash(uh, 194);
+    mkhash(h, 94);
+    assert_int_equal(store_device_decide(st, uh, 1100, uid, NULL), 0);
+    assert_int_equal(store_device_poll(st, h, 1101, 5, &d, &slow), 0);
+    assert_int_equal(d.status, DEVICE_DENIED);
+    assert_null(d.grant_id);
+    store_device_clear(&d);
+    put_device(st, 95, 1000, 1600);
+    mkhash(uh, 195);
+    mkhash(h, 95);
+    g.grant_id = "gd2";
+    assert_int_equal(store_device_decide(st, uh, 1100, uid, &g), 0);
+    assert_int_equal(store_device_poll(st, h, 1600, 5, &d, &slow), 0);
+    assert_int_equal(d.status, DEVICE_APPROVED);
+    store_device_clear(&d);
+    assert_int_equal(store_device_get(st, h, &d), 0);
+    assert_int_equal(d.status, DEVICE_APPROVED); /* unchanged: the caller says expired */
+    store_device_clear(&d);
+
+    /* A new code clears the ones expired before it. */
+    put_device(st, 96, 1600, 2200);
+    assert_int_equal(store_device_get(st, h, &d), ERR_NOTFOUND);
+    mkhash(h, 96);
+    assert_int_equal(store_device_get(st, h, &d), 0);
+    store_device_clear(&d);
+}
+
+/* Racers poll one approved code: exactly one takes it. */
+struct poller {
+    const char *url;
+    pthread_barrier_t *barrier;
+    const unsigned char *hash;
+    int status;
+};
+
+static void *race_poll(void *arg)
+{
+    struct poller *p = arg;
+    struct store *st = NULL;
+    p->status = -1;
+    if (store_open(p->url, &st) != 0)
+        st = NULL;
+    pthread_barrier_wait(p->barrier);
+    struct store_device d;
+    bool slow;
+    if (st != NULL && store_device_poll(st, p->hash, 1100, 5, &d, &slow) == 0)
+        p->status = (int)d.status;
+    store_device_clear(&d);
+    store_close(st);
+    return NULL;
+}
+
+static void test_device_race(void **state)
+{
+    struct fx *f = *state;
+    int64_t uid = add_user(f->st, "racer");
+    for (int round = 0; round < 3; round++) {
+        unsigned char h[STORE_HASH_LEN], uh[STORE_HASH_LEN];
+        char gid[16];
+        snprintf(gid, sizeof(gid), "race-%d", round);
+        put_device(f->st, 110 + round, 1000, 1600);
+        mkhash(h, 110 + round);
+        mkhash(uh, 210 + round);
+        struct store_grant g = {.grant_id = gid, .user_id = uid, .client_id = "device-client",
+                                .created_at = 1050};
+        assert_int_equal(store_device_decide(f->st, uh, 1050, uid, &g), 0);
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, RACERS);
+        struct poller p[RACERS];
+        pthread_t tid[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            p[i] = (struct poller){.url = f->url, .barrier = &barrier, .hash = h};
+            assert_int_equal(pthread_create(&tid[i], NULL, race_poll, &p[i]), 0);
+        }
+        int took = 0, spent = 0;
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(tid[i], NULL);
+            took += p[i].status == DEVICE_APPROVED;
+            spent += p[i].status == DEVICE_ISSUED;
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_int_equal(took, 1);
+        assert_int_equal(spent, RACERS - 1);
+    }
+}
+
 /* ---- signing keys ---- */
 
 static void test_keys(void **state)
@@ -1036,6 +1261,9 @@ static void test_purge(void **state)
     assert_int_equal(store_bsession_put(st, &b1), 0);
     assert_int_equal(store_bsession_put(st, &b2), 0);
 
+    put_device(st, 89, 100, 150);
+    put_device(st, 90, 100, 250);
+
     assert_int_equal(store_purge(st, 200), 0);
 
     struct store_code c;
@@ -1052,6 +1280,12 @@ static void test_purge(void **state)
     store_refresh_clear(&r);
     assert_int_equal(store_access_check(st, a1), ERR_NOTFOUND);
     assert_int_equal(store_access_check(st, a2), 0);
+    struct store_device d;
+    mkhash(h, 89);
+    assert_int_equal(store_device_get(st, h, &d), ERR_NOTFOUND);
+    mkhash(h, 90);
+    assert_int_equal(store_device_get(st, h, &d), 0);
+    store_device_clear(&d);
     struct store_browser_session bo;
     assert_int_equal(store_bsession_get(st, b1.hash, 0, &bo), ERR_NOTFOUND);
     assert_int_equal(store_bsession_get(st, b2.hash, 0, &bo), 0);
@@ -1081,6 +1315,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bsessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bsession_device_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
