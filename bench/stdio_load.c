@@ -53,6 +53,9 @@ struct opts {
     double duration_s;  /* cap on the measured phase; 0 = none */
     int cold_runs;
     bool cold_list; /* -t: cold start ends at the tools/list answer */
+    const char *tool;   /* -T: the echo tool's name ("echo") */
+    const char *arg;    /* -K: its argument ("text") */
+    const char *prefix; /* -P: what the tool puts before the echoed text ("") */
     size_t text_bytes; /* length of the echoed text */
     double stall_s;    /* no response for this long with requests in flight = failure */
     const char *label;
@@ -105,8 +108,11 @@ static void usage(void)
     fprintf(stderr,
             "usage: stdio_load [-n REQUESTS] [-w WINDOW] [-d SECONDS] [-r COLD_RUNS]\n"
             "                  [-u WARMUP] [-s TEXT_BYTES] [-S STALL_SECONDS] [-l LABEL]\n"
-            "                  [-e STDERR_FILE] [-t] -- COMMAND [ARG...]\n"
-            "  -t: cold start ends at the tools/list answer, not initialize's\n");
+            "                  [-e STDERR_FILE] [-t] [-T TOOL] [-K ARG] [-P PREFIX]\n"
+            "                  -- COMMAND [ARG...]\n"
+            "  -t: cold start ends at the tools/list answer, not initialize's\n"
+            "  -T, -K, -P: the echo tool's name (echo), argument (text), and what it puts\n"
+            "              before the echoed text in its answer (nothing)\n");
 }
 
 static int parse_ll(const char *s, long long lo, long long hi, long long *out)
@@ -141,10 +147,13 @@ static int parse_opts(int argc, char **argv, struct opts *o /* OUT */)
                        .text_bytes = 32,
                        .stall_s = 10,
                        .label = "server",
-                       .stderr_path = "/dev/null"};
+                       .stderr_path = "/dev/null",
+                       .tool = "echo",
+                       .arg = "text",
+                       .prefix = ""};
     int opt;
     long long v;
-    while ((opt = getopt(argc, argv, "+n:w:d:r:u:s:S:l:e:th")) != -1) {
+    while ((opt = getopt(argc, argv, "+n:w:d:r:u:s:S:l:e:tT:K:P:h")) != -1) {
         switch (opt) {
         case 'n':
             if (parse_ll(optarg, 1, 1000000000LL, &o->requests) != 0)
@@ -178,6 +187,9 @@ static int parse_opts(int argc, char **argv, struct opts *o /* OUT */)
                 return -1;
             break;
         case 't': o->cold_list = true; break;
+        case 'T': o->tool = optarg; break;
+        case 'K': o->arg = optarg; break;
+        case 'P': o->prefix = optarg; break;
         case 'l': o->label = optarg; break;
         case 'e': o->stderr_path = optarg; break;
         default: return -1;
@@ -667,7 +679,9 @@ static int load_run(const struct opts *o, struct load_result *lr /* OUT */)
     long long total = o->warmup + o->requests;
     uint64_t *sent_at = calloc((size_t)total, sizeof(*sent_at)); /* 0 = answered/unsent */
     uint64_t *lat = calloc((size_t)o->requests, sizeof(*lat));
-    char *req = malloc(o->text_bytes + 256), *text = malloc(o->text_bytes + 64);
+    char *req = malloc(o->text_bytes + 512), *text = malloc(o->text_bytes + 64);
+    size_t plen = strlen(o->prefix);
+    char *want = malloc(o->text_bytes + 64 + plen);
     struct server s = {.pid = -1, .in_fd = -1, .out_fd = -1};
     struct rbuf rb = {0};
     struct wbuf w = {0};
@@ -680,7 +694,7 @@ static int load_run(const struct opts *o, struct load_result *lr /* OUT */)
 
     memset(lr, 0, sizeof(*lr));
     lr->stopped_by = "count";
-    if (sent_at == NULL || lat == NULL || req == NULL || text == NULL) {
+    if (sent_at == NULL || lat == NULL || req == NULL || text == NULL || want == NULL) {
         fprintf(stderr, "stdio_load: out of memory\n");
         goto out;
     }
@@ -709,10 +723,10 @@ static int load_run(const struct opts *o, struct load_result *lr /* OUT */)
         while (!time_up && lr->sent < total && inflight < o->window) {
             long long id = lr->sent + 2;
             size_t tl = make_text(text, o->text_bytes + 64, id, o->text_bytes);
-            int n = snprintf(req, o->text_bytes + 256,
+            int n = snprintf(req, o->text_bytes + 512,
                              "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\","
-                             "\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"%.*s\"}}}\n",
-                             id, (int)tl, text);
+                             "\"params\":{\"name\":\"%s\",\"arguments\":{\"%s\":\"%.*s\"}}}\n",
+                             id, o->tool, o->arg, (int)tl, text);
             wbuf_append(&w, req, (size_t)n);
             sent_at[lr->sent++] = t;
             inflight++;
@@ -777,9 +791,11 @@ static int load_run(const struct opts *o, struct load_result *lr /* OUT */)
             inflight--;
             recv++;
             size_t tl = make_text(text, o->text_bytes + 64, resp.id, o->text_bytes);
+            memcpy(want, o->prefix, plen);
+            memcpy(want + plen, text, tl + 1);
             if (!resp.has_result || resp.has_error)
                 count_error(&lr->errors, "error response", line, len);
-            else if (!has_echo(line, len, text, tl))
+            else if (!has_echo(line, len, want, tl + plen))
                 count_error(&lr->errors, "echo text missing", line, len);
             if (k >= o->warmup) {
                 lat[nlat++] = dt;
@@ -827,6 +843,7 @@ out:
     free(lat);
     free(req);
     free(text);
+    free(want);
     free(rb.data);
     free(w.data);
     return r;

@@ -136,6 +136,9 @@ void mcp_resource_updated(struct mcp_server *srv, const char *uri);
  * "resources" (legacy sessions get notifications/<what>/list_changed; 2026-07-28 listen streams
  * get it when they asked for <what>ListChanged). Adding or removing an entry already does this. */
 void mcp_server_notify_list_changed(struct mcp_server *srv, const char *what);
+/* Brackets many additions and removals made by this thread: each list that changed is
+ * announced once, when the outermost batch ends (begin false). */
+void mcp_server_batch(struct mcp_server *srv, bool begin);
 
 /* -- Prompts -- */
 
@@ -173,6 +176,17 @@ typedef void (*mcp_call_hook_fn)(void *arg, const struct mcp_identity *who, cons
                                  const char *outcome, double seconds);
 void mcp_server_set_call_hook(struct mcp_server *srv, mcp_call_hook_fn fn, void *arg);
 
+/* Decides whether a caller may see and use an entry: kind is "tool", "prompt", "resource" or
+ * "template", name the tool or prompt name, the resource URI or the URI template. Entries it
+ * refuses are left out of lists and answered as unknown. Set before serving. */
+typedef bool (*mcp_access_fn)(void *arg, const struct mcp_identity *who, const char *kind,
+                              const char *name);
+void mcp_server_set_access(struct mcp_server *srv, mcp_access_fn fn, void *arg);
+
+/* Called when a client session (legacy era) ends, with its key (mcp_ctx_session_key). */
+typedef void (*mcp_session_end_fn)(void *arg, unsigned long long key);
+void mcp_server_set_session_end(struct mcp_server *srv, mcp_session_end_fn fn, void *arg);
+
 /* ---- Inside a handler -------------------------------------------------------------------- */
 
 enum mcp_log_level {
@@ -189,6 +203,9 @@ struct mcp_identity {
 };
 
 const struct mcp_identity *mcp_ctx_identity(const struct mcp_ctx *ctx);
+/* The client session of the request: a key unique in the process for a legacy session (an
+ * initialize handshake, over stdio or HTTP), 0 for a 2026-07-28 request, which has none. */
+unsigned long long mcp_ctx_session_key(const struct mcp_ctx *ctx);
 const char *mcp_ctx_protocol_version(const struct mcp_ctx *ctx);
 bool mcp_ctx_is_modern(const struct mcp_ctx *ctx); /* 2026-07-28 request */
 /* The client's capabilities (initialize in the legacy era, _meta per request in the modern). */

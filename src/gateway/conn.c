@@ -31,16 +31,21 @@ extern char **environ;
 #define STDERR_LINE_MAX 2048
 #define MRTR_ROUNDS 8
 
-struct call {
+struct gw_call {
+    struct gw_conn *c;
     json_int_t id;
     json_t *resp;
     bool done;
+    bool linked;              /* in c->calls */
+    pthread_cond_t cv;        /* signalled when something arrives for this call (c->mu) */
     char ptoken[40];          /* our progress token ("" when none asked) */
-    const struct gw_call_hooks *hooks;
+    char owner[80];
+    bool asks;                /* the caller takes questions */
     json_t *inbox;            /* messages for the caller: notifications and questions */
     uint64_t handle;          /* mcpc's (HTTP) */
-    struct call *next;
+    struct gw_call *next;
 };
+#define call gw_call
 
 struct gw_conn {
     char name[GW_NAME_MAX + 1];
@@ -150,16 +155,10 @@ static struct call *call_for_question(struct gw_conn *c)
     for (struct call *k = c->calls; k != NULL; k = k->next) {
         if (k->done)
             continue;
-        if (latest == NULL || k->id > latest->id) {
-            if (latest != NULL && !(k->hooks && latest->hooks && k->hooks->owner &&
-                                    latest->hooks->owner &&
-                                    strcmp(k->hooks->owner, latest->hooks->owner) == 0))
-                return NULL;
+        if (latest != NULL && strcmp(k->owner, latest->owner) != 0)
+            return NULL; /* calls of several owners: the question could reach the wrong one */
+        if (latest == NULL || k->id > latest->id)
             latest = k;
-        } else if (!(k->hooks && latest->hooks && k->hooks->owner && latest->hooks->owner &&
-                     strcmp(k->hooks->owner, latest->hooks->owner) == 0)) {
-            return NULL;
-        }
     }
     return latest;
 }
@@ -187,7 +186,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         if (k != NULL && !k->done) {
             k->resp = json_incref(msg);
             k->done = true;
-            pthread_cond_broadcast(&c->cv);
+            pthread_cond_signal(&k->cv);
         }
         pthread_mutex_unlock(&c->mu);
         return;
@@ -208,7 +207,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         } else {
             k = call_for_question(c);
         }
-        if (k == NULL || k->hooks == NULL || k->hooks->ask == NULL) {
+        if (k == NULL || !k->asks) {
             pthread_mutex_unlock(&c->mu);
             refuse(c, id, JSONRPC_METHOD_NOT_FOUND,
                    "mcpgate cannot tell which client to ask (no call in flight, or calls of "
@@ -216,7 +215,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
             return;
         }
         json_array_append(k->inbox, msg);
-        pthread_cond_broadcast(&c->cv);
+        pthread_cond_signal(&k->cv);
         pthread_mutex_unlock(&c->mu);
         return;
     }
@@ -224,18 +223,18 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
     json_t *params = json_object_get(msg, "params");
     if (strcmp(method, "notifications/progress") == 0) {
         struct call *k = call_by_token(c, json_object_get(params, "progressToken"));
-        if (k != NULL) {
+        if (k != NULL && json_array_size(k->inbox) < 1000) {
             json_array_append(k->inbox, msg);
-            pthread_cond_broadcast(&c->cv);
+            pthread_cond_signal(&k->cv);
         }
         pthread_mutex_unlock(&c->mu);
         return;
     }
     if (strcmp(method, "notifications/message") == 0) {
         struct call *k = call_for_question(c);
-        if (k != NULL && k->hooks != NULL && k->hooks->log != NULL) {
+        if (k != NULL && k->asks && json_array_size(k->inbox) < 1000) {
             json_array_append(k->inbox, msg);
-            pthread_cond_broadcast(&c->cv);
+            pthread_cond_signal(&k->cv);
             pthread_mutex_unlock(&c->mu);
             return;
         }
@@ -257,6 +256,8 @@ static void mark_dead(struct gw_conn *c, const char *why)
     if (!was)
         snprintf(c->dead_why, sizeof c->dead_why, "%s", why);
     pthread_cond_broadcast(&c->cv);
+    for (struct call *k = c->calls; k != NULL; k = k->next)
+        pthread_cond_signal(&k->cv);
     bool tell = !was && !c->exit_told;
     c->exit_told = true;
     pthread_mutex_unlock(&c->mu);
@@ -376,14 +377,18 @@ static void *errlog_main(void *arg)
 
 static void call_unlink(struct gw_conn *c, struct call *k)
 {
+    if (!k->linked)
+        return;
     for (struct call **pp = &c->calls; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == k) {
             *pp = k->next;
             break;
         }
     }
+    k->linked = false;
     if (--c->busy == 0)
         c->idle_since = now_ms();
+    pthread_cond_broadcast(&c->cv); /* gw_conn_free waits for busy == 0 */
 }
 
 /* The HTTP reply callback needs the connection too. */
@@ -401,57 +406,35 @@ static void on_http_done(void *arg, json_t *resp)
         if (k == hr->k && !k->done) {
             k->resp = json_incref(resp);
             k->done = true;
-            pthread_cond_broadcast(&c->cv);
+            pthread_cond_signal(&k->cv);
         }
     }
     pthread_mutex_unlock(&c->mu);
     free(hr);
 }
 
-/* Does what the inbox holds, on the caller's thread (mu not held). */
-static void drain_inbox(struct gw_conn *c, struct call *k, json_t *items)
-{
-    size_t i;
-    json_t *m;
-    json_array_foreach (items, i, m) {
-        const char *method = json_string_value(json_object_get(m, "method"));
-        json_t *params = json_object_get(m, "params");
-        json_t *id = json_object_get(m, "id");
-        if (id == NULL) {
-            if (strcmp(method, "notifications/progress") == 0 && k->hooks->progress != NULL)
-                k->hooks->progress(k->hooks->arg, params);
-            else if (strcmp(method, "notifications/message") == 0 && k->hooks->log != NULL)
-                k->hooks->log(k->hooks->arg, params);
-            continue;
-        }
-        int code = JSONRPC_INTERNAL_ERROR;
-        char why[300] = "the client could not answer";
-        json_t *res = k->hooks->ask(k->hooks->arg, method, params, &code, why, sizeof why);
-        json_t *answer = res != NULL ? jsonrpc_result(id, res) : jsonrpc_error(id, code, why, NULL);
-        if (send_msg(c, answer) != 0)
-            log_warn("[%s] cannot pass the client's answer on", c->name);
-    }
-}
-
-static int call_once(struct gw_conn *c, const char *method, json_t *params, int timeout_ms,
-                     const struct gw_call_hooks *hooks, json_t **resp, char *why, size_t whylen)
+int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress,
+                  bool asks, const char *owner, struct gw_call **out, char *why, size_t whylen)
 {
     struct call *k = xcalloc(1, sizeof *k);
-    int r = 0;
-    k->hooks = hooks;
+    k->c = c;
     k->inbox = json_array();
-    *resp = NULL;
+    k->asks = asks;
+    snprintf(k->owner, sizeof k->owner, "%s", owner != NULL ? owner : "");
+    pthread_cond_init(&k->cv, NULL);
+    *out = NULL;
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
         reason_set(why, whylen, "%s", c->dead_why);
         pthread_mutex_unlock(&c->mu);
+        pthread_cond_destroy(&k->cv);
         json_decref(k->inbox);
         free(k);
         json_decref(params);
         return ERR_IO;
     }
     k->id = ++c->next_id;
-    if (hooks != NULL && hooks->progress != NULL) {
+    if (progress) {
         snprintf(k->ptoken, sizeof k->ptoken, "gw-%lld", (long long)k->id);
         if (params == NULL)
             params = json_object();
@@ -464,9 +447,10 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
     }
     k->next = c->calls;
     c->calls = k;
+    k->linked = true;
     c->busy++;
     pthread_mutex_unlock(&c->mu);
-
+    int r = 0;
     if (c->http) {
         struct http_reply *hr = xcalloc(1, sizeof *hr);
         hr->c = c;
@@ -490,15 +474,43 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
         }
         json_decref(msg);
     }
-    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 86400000LL);
+    *out = k;
+    return r;
+}
+
+int gw_call_wait(struct gw_call *k, long long deadline_ms, const struct gw_call_hooks *hooks,
+                 json_t **resp, json_t **question, char *why, size_t whylen)
+{
+    struct gw_conn *c = k->c;
+    *resp = NULL;
+    *question = NULL;
+    int r = 0;
     pthread_mutex_lock(&c->mu);
-    while (r == 0 && !k->done) {
+    for (;;) {
+        if (k->done) {
+            *resp = k->resp;
+            k->resp = NULL;
+            r = 0;
+            break;
+        }
+        /* what arrived for the caller: notifications handled here, a question returned */
         if (json_array_size(k->inbox) > 0) {
-            json_t *items = k->inbox;
-            k->inbox = json_array();
+            json_t *m = json_incref(json_array_get(k->inbox, 0));
+            json_array_remove(k->inbox, 0);
             pthread_mutex_unlock(&c->mu);
-            drain_inbox(c, k, items);
-            json_decref(items);
+            const char *method = json_string_value(json_object_get(m, "method"));
+            json_t *params = json_object_get(m, "params");
+            if (json_object_get(m, "id") != NULL) {
+                *question = m;
+                return GW_ASKED;
+            }
+            if (hooks != NULL && strcmp(method, "notifications/progress") == 0 &&
+                hooks->progress != NULL)
+                hooks->progress(hooks->arg, params);
+            else if (hooks != NULL && strcmp(method, "notifications/message") == 0 &&
+                     hooks->log != NULL)
+                hooks->log(hooks->arg, params);
+            json_decref(m);
             pthread_mutex_lock(&c->mu);
             continue;
         }
@@ -509,10 +521,10 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
         }
         pthread_mutex_unlock(&c->mu);
         bool cancelled = hooks != NULL && hooks->cancelled != NULL && hooks->cancelled(hooks->arg);
-        bool late = now_ms() >= deadline;
+        bool late = deadline_ms > 0 && now_ms() >= deadline_ms;
         pthread_mutex_lock(&c->mu);
-        if (k->done)
-            break;
+        if (k->done || json_array_size(k->inbox) > 0)
+            continue;
         if (cancelled || late) {
             r = cancelled ? ERR_CANCELLED : ERR_TIMEOUT;
             reason_set(why, whylen, cancelled ? "cancelled" : "the server did not answer in time");
@@ -525,23 +537,39 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        pthread_cond_timedwait(&k->cv, &c->mu, &ts);
     }
-    if (r == 0) {
-        *resp = k->resp;
-        k->resp = NULL;
-    }
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int gw_call_reply(struct gw_call *k, json_t *question, json_t *result, int code, const char *why)
+{
+    json_t *id = json_object_get(question, "id");
+    json_t *m = result != NULL ? jsonrpc_result(id, result)
+                               : jsonrpc_error(id, code, why != NULL ? why : "no answer", NULL);
+    return send_msg(k->c, m);
+}
+
+void gw_call_end(struct gw_call *k, bool cancel, const char *why)
+{
+    if (k == NULL)
+        return;
+    struct gw_conn *c = k->c;
+    pthread_mutex_lock(&c->mu);
+    bool tell = cancel && !k->done && !c->dead;
     uint64_t handle = k->handle;
     json_int_t id = k->id;
     call_unlink(c, k);
     pthread_mutex_unlock(&c->mu);
-    if (r == ERR_CANCELLED || r == ERR_TIMEOUT) {
+    if (tell) {
         if (c->http) {
             mcpc_cancel(c->mc, handle, why);
         } else {
             json_t *n = jsonrpc_notification(
                 "notifications/cancelled",
-                json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason", why));
+                json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason",
+                          why != NULL ? why : "cancelled"));
             if (write_line(c, n) != 0)
                 log_debug("[%s] cannot send the cancellation", c->name);
             json_decref(n);
@@ -549,7 +577,40 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
     }
     json_decref(k->resp);
     json_decref(k->inbox);
+    pthread_cond_destroy(&k->cv);
     free(k);
+}
+
+struct gw_conn *gw_call_conn(struct gw_call *k)
+{
+    return k->c;
+}
+
+/* One exchange, answering questions through hooks->ask (or refusing them). */
+static int call_once(struct gw_conn *c, const char *method, json_t *params, int timeout_ms,
+                     const struct gw_call_hooks *hooks, json_t **resp, char *why, size_t whylen)
+{
+    struct call *k = NULL;
+    bool asks = hooks != NULL && hooks->ask != NULL;
+    int r = gw_call_start(c, method, params,
+                          hooks != NULL && hooks->progress != NULL, asks,
+                          hooks != NULL ? hooks->owner : NULL, &k, why, whylen);
+    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 86400000LL);
+    while (r == 0) {
+        json_t *q = NULL;
+        r = gw_call_wait(k, deadline, hooks, resp, &q, why, whylen);
+        if (r != GW_ASKED)
+            break;
+        int code = JSONRPC_INTERNAL_ERROR;
+        char w[300] = "the client could not answer";
+        json_t *ans = hooks->ask(hooks->arg, json_string_value(json_object_get(q, "method")),
+                                 json_object_get(q, "params"), &code, w, sizeof w);
+        if (gw_call_reply(k, q, ans, code, w) != 0)
+            log_warn("[%s] cannot pass the client's answer on", c->name);
+        json_decref(q);
+        r = 0;
+    }
+    gw_call_end(k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
     return r;
 }
 

@@ -25,7 +25,7 @@ struct gw_call_hooks {
     /* A log message from the upstream while the call runs (params borrowed). */
     void (*log)(void *arg, json_t *params);
     /* The upstream asks something (method, params borrowed): return the result (new) or NULL
-     * with *code and why for an error response. */
+     * with *code and why for an error response (gw_conn_call only). */
     json_t *(*ask)(void *arg, const char *method, json_t *params, int *code, char *why,
                    size_t whylen);
     void *arg;
@@ -47,6 +47,28 @@ int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
 /* Connects to the HTTP server u->url (era probe, handshake). */
 int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *ev,
                  struct gw_conn **out /* OUT */, char *why, size_t whylen) ERR_WARN_UNUSED;
+
+/* A call in flight, which its caller may leave waiting (parked) and come back to. */
+struct gw_call;
+#define GW_ASKED 1
+
+/* Sends method with params (stolen); progress: give it a progress token of its own; asks: the
+ * caller takes the server's questions (else they are refused); owner routes a shared stdio
+ * child's questions. *out is set even on failure (end it). */
+int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress,
+                  bool asks, const char *owner, struct gw_call **out /* OUT */, char *why,
+                  size_t whylen) ERR_WARN_UNUSED;
+/* Waits until the answer (0, *resp new), a question from the server (GW_ASKED, *question the
+ * request, new: answer it with gw_call_reply), cancellation (hooks->cancelled; ERR_CANCELLED),
+ * the deadline (ERR_TIMEOUT) or the end of the connection (ERR_IO). Progress and log messages
+ * go to hooks meanwhile. */
+int gw_call_wait(struct gw_call *k, long long deadline_ms, const struct gw_call_hooks *hooks,
+                 json_t **resp /* OUT */, json_t **question /* OUT */, char *why, size_t whylen);
+/* Answers a question: result (stolen) or, when NULL, an error (code, why). */
+int gw_call_reply(struct gw_call *k, json_t *question, json_t *result, int code, const char *why);
+/* Forgets the call; cancel: tell the server (notifications/cancelled) if it is still running. */
+void gw_call_end(struct gw_call *k, bool cancel, const char *why);
+struct gw_conn *gw_call_conn(struct gw_call *k);
 
 /* Calls method with params (stolen) and waits up to timeout_ms for the response (new
  * reference in *resp: {"result"} or {"error"}). 0; ERR_CANCELLED (the upstream was told);

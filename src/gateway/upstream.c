@@ -1,12 +1,12 @@
 /* The running gateway (see gateway.h): upstreams, their children, their catalogs registered in
  * the server, and the handlers that forward each call.
  *
- * A forwarded call runs on a thread of its own (a "pcall"), so that it can outlive one round of
- * a 2026-07-28 client: when the upstream asks the user something, the handler asks the client
- * (mcp_ctx_ask); a legacy client answers at once, a 2026-07-28 one gets input_required and calls
- * again, and the new round finds the pcall (its token kept in the engine's sealed request
- * state) still waiting for that answer. Lifetimes: upstreams, entries and pcalls are only freed
- * by gw_free, after every child is stopped, so a handler in flight never meets freed memory. */
+ * A forwarded call runs on the handler's own thread. When the upstream asks the user something,
+ * the handler asks the client (mcp_ctx_ask): a legacy client answers at once; a 2026-07-28 one
+ * gets input_required and calls again, so the upstream call is parked (its token in the
+ * engine's sealed request state) and the next round picks it up where it waits. Lifetimes:
+ * upstreams and entries are only freed by gw_free, after every child is stopped, so a handler
+ * in flight never meets freed memory; a parked call is ended before its connection is. */
 #include <fnmatch.h>
 #include <pthread.h>
 #include <signal.h>
@@ -60,35 +60,15 @@ struct up {
     struct up *next;
 };
 
-/* A forwarded call in progress. */
-struct pcall {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct up *up;
-    struct gw_conn *conn;
-    char *method;
-    json_t *params;
-    int timeout_ms;
-    char owner[80];
+/* A call left waiting upstream for a 2026-07-28 client's next round (it must answer the
+ * server's question first). */
+struct parked {
     char token[48];
-    /* the handler attached now (NULL between the rounds of a 2026-07-28 client) */
-    struct mcp_ctx *ctx;
-    long long parked_at;
-    bool cancel;
-    /* a question from the upstream */
-    bool q_pending, q_answered;
-    unsigned q_seq;
-    char *q_method;
-    json_t *q_params, *q_answer;
-    int q_code;
-    char q_why[300];
-    /* the end */
-    bool done;
-    int r;
-    json_t *resp;
-    char why[300];
-    int refs;     /* the thread's and the handler's (or the parked round's); (gateway mu) */
-    struct pcall *next;
+    struct up *up;
+    struct gw_call *k;
+    json_t *question;     /* the server's request awaiting the answer */
+    long long since;
+    struct parked *next;
 };
 
 struct gateway {
@@ -98,7 +78,7 @@ struct gateway {
     pthread_cond_t cv;
     struct up *ups;       /* live and removed (removed ones stay until gw_free) */
     struct entry *entries;
-    struct pcall *pcalls;
+    struct parked *parked;
     json_t *uri_owner;    /* resource URI or template -> upstream name */
     int max_children, max_per_user, children;
     pthread_t reaper;
@@ -129,6 +109,7 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
 
 static void on_conn_notification(void *arg, json_t *msg);
 static void on_conn_exit(void *arg, const char *why);
+static void end_parked(struct gateway *gw, struct gw_conn *c, long long older_than);
 
 /* v with every ${MCPGATE_...} replaced by its value in vals ("K=V" strings; empty when absent).
  * New vector of new strings. */
@@ -248,6 +229,7 @@ static void slot_stop(struct up *u, struct slot *s)
             u->gw->children--;
             pthread_mutex_unlock(&u->gw->mu);
         }
+        end_parked(u->gw, c, 0);
         gw_conn_free(c);
     }
 }
@@ -321,6 +303,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
             gw->children--;
             pthread_mutex_unlock(&gw->mu);
         }
+        end_parked(gw, old, 0);
         gw_conn_free(old);
     }
     if (u->cfg.url == NULL) {
@@ -378,267 +361,179 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     return r;
 }
 
-/* ---- forwarding: the pcall thread ---- */
+/* ---- forwarding ---- */
 
-static bool pc_cancelled(void *arg)
+struct fwd_hooks {
+    struct mcp_ctx *ctx;
+};
+
+static bool fh_cancelled(void *arg)
 {
-    struct pcall *pc = arg;
-    pthread_mutex_lock(&pc->mu);
-    bool c = pc->cancel || (pc->ctx == NULL && pc->parked_at > 0 &&
-                            now_ms() - pc->parked_at > PARK_TTL_MS);
-    pthread_mutex_unlock(&pc->mu);
-    return c;
+    return mcp_ctx_cancelled(((struct fwd_hooks *)arg)->ctx);
 }
 
-static void pc_progress(void *arg, json_t *params)
+static void fh_progress(void *arg, json_t *params)
 {
-    struct pcall *pc = arg;
-    pthread_mutex_lock(&pc->mu);
-    if (pc->ctx != NULL) {
-        json_t *total = json_object_get(params, "total");
-        mcp_ctx_progress(pc->ctx, json_number_value(json_object_get(params, "progress")),
-                         total != NULL ? json_number_value(total) : -1,
-                         json_string_value(json_object_get(params, "message")));
-    }
-    pthread_mutex_unlock(&pc->mu);
+    struct fwd_hooks *h = arg;
+    json_t *total = json_object_get(params, "total");
+    mcp_ctx_progress(h->ctx, json_number_value(json_object_get(params, "progress")),
+                     total != NULL ? json_number_value(total) : -1,
+                     json_string_value(json_object_get(params, "message")));
 }
 
-static void pc_log(void *arg, json_t *params)
+static void fh_log(void *arg, json_t *params)
 {
     static const char *const levels[] = {"debug", "info", "notice", "warning",
                                          "error", "critical", "alert", "emergency"};
-    struct pcall *pc = arg;
+    struct fwd_hooks *h = arg;
     const char *lv = json_string_value(json_object_get(params, "level"));
     int level = MCP_LOG_INFO;
     for (int i = 0; lv != NULL && i < 8; i++)
         if (strcmp(lv, levels[i]) == 0)
             level = i;
-    pthread_mutex_lock(&pc->mu);
-    if (pc->ctx != NULL)
-        mcp_ctx_log(pc->ctx, (enum mcp_log_level)level,
-                    json_string_value(json_object_get(params, "logger")),
-                    json_deep_copy(json_object_get(params, "data")));
-    pthread_mutex_unlock(&pc->mu);
+    mcp_ctx_log(h->ctx, (enum mcp_log_level)level,
+                json_string_value(json_object_get(params, "logger")),
+                json_deep_copy(json_object_get(params, "data")));
 }
 
-/* The upstream asks: hand the question to the handler (attached now or in a later round) and
- * wait for its answer. */
-static json_t *pc_ask(void *arg, const char *method, json_t *params, int *code, char *why,
-                      size_t whylen)
+/* The MRTR key of a server question: stable across the client's rounds. */
+static void question_key(json_t *question, char out[24])
 {
-    struct pcall *pc = arg;
-    json_t *ans = NULL;
-    pthread_mutex_lock(&pc->mu);
-    pc->q_pending = true;
-    pc->q_answered = false;
-    pc->q_seq++;
-    free(pc->q_method);
-    pc->q_method = xstrdup(method != NULL ? method : "");
-    json_decref(pc->q_params);
-    pc->q_params = params != NULL ? json_deep_copy(params) : json_object();
-    pthread_cond_broadcast(&pc->cv);
-    while (!pc->q_answered && !pc->cancel &&
-           !(pc->ctx == NULL && pc->parked_at > 0 && now_ms() - pc->parked_at > PARK_TTL_MS))
-        timed_wait(&pc->cv, &pc->mu, 200);
-    if (pc->q_answered) {
-        ans = pc->q_answer;
-        pc->q_answer = NULL;
-        if (ans == NULL) {
-            *code = pc->q_code;
-            reason_set(why, whylen, "%s", pc->q_why);
-        }
-    } else {
-        *code = JSONRPC_INTERNAL_ERROR;
-        reason_set(why, whylen, "the client did not answer");
-    }
-    pc->q_pending = false;
-    pthread_mutex_unlock(&pc->mu);
-    return ans;
+    char *idk = jsonrpc_id_key(json_object_get(question, "id"));
+    unsigned char h[CRYPTO_SHA256_LEN];
+    crypto_sha256(idk != NULL ? idk : "", idk != NULL ? strlen(idk) : 0, h);
+    free(idk);
+    snprintf(out, 24, "q%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
 }
 
-static void pcall_unref(struct gateway *gw, struct pcall *pc)
+static struct parked *unpark(struct gateway *gw, const char *token)
 {
     pthread_mutex_lock(&gw->mu);
-    bool last = --pc->refs == 0;
-    if (last) {
-        for (struct pcall **pp = &gw->pcalls; *pp != NULL; pp = &(*pp)->next) {
-            if (*pp == pc) {
-                *pp = pc->next;
-                break;
-            }
+    struct parked *found = NULL;
+    for (struct parked **pp = &gw->parked; *pp != NULL; pp = &(*pp)->next) {
+        struct parked *p = *pp;
+        if (strlen(p->token) == strlen(token) && crypto_equal(p->token, token, strlen(token))) {
+            *pp = p->next;
+            found = p;
+            break;
         }
     }
-    pthread_mutex_unlock(&gw->mu);
-    if (!last)
-        return;
-    free(pc->method);
-    json_decref(pc->params);
-    free(pc->q_method);
-    json_decref(pc->q_params);
-    json_decref(pc->q_answer);
-    json_decref(pc->resp);
-    pthread_cond_destroy(&pc->cv);
-    pthread_mutex_destroy(&pc->mu);
-    free(pc);
-}
-
-static void *pc_main(void *arg)
-{
-    struct pcall *pc = arg;
-    struct gw_call_hooks hooks = {.cancelled = pc_cancelled,
-                                  .progress = pc_progress,
-                                  .log = pc_log,
-                                  .ask = pc_ask,
-                                  .arg = pc,
-                                  .owner = pc->owner};
-    json_t *resp = NULL;
-    char why[300] = "";
-    int r = gw_conn_call(pc->conn, pc->method, pc->params, pc->timeout_ms, &hooks, &resp, why,
-                         sizeof why);
-    pc->params = NULL; /* stolen by the call */
-    pthread_mutex_lock(&pc->mu);
-    pc->r = r;
-    pc->resp = resp;
-    snprintf(pc->why, sizeof pc->why, "%s", why);
-    pc->done = true;
-    pthread_cond_broadcast(&pc->cv);
-    pthread_mutex_unlock(&pc->mu);
-    pcall_unref(pc->up->gw, pc);
-    return NULL;
-}
-
-static struct pcall *pcall_find(struct gateway *gw, const char *token)
-{
-    struct pcall *found = NULL;
-    pthread_mutex_lock(&gw->mu);
-    for (struct pcall *p = gw->pcalls; p != NULL && found == NULL; p = p->next)
-        if (p->parked_at > 0 && strlen(p->token) == strlen(token) &&
-            crypto_equal(p->token, token, strlen(token))) {
-            found = p; /* the parked round's reference passes to this handler */
-            p->parked_at = 0;
-        }
     pthread_mutex_unlock(&gw->mu);
     return found;
 }
 
-/* Forwards method/params to the upstream for this request and waits, answering its questions
- * through the client; the result (new) in *resp. Returns 0, MCPGATE_ECANCELLED,
- * MCPGATE_EINPUT_REQUIRED (a 2026-07-28 client must answer first), or another error with why. */
+/* Ends the parked calls on connection c (all of them when c is NULL and older is 0). */
+static void end_parked(struct gateway *gw, struct gw_conn *c, long long older_than)
+{
+    for (;;) {
+        struct parked *p = NULL;
+        pthread_mutex_lock(&gw->mu);
+        for (struct parked **pp = &gw->parked; *pp != NULL; pp = &(*pp)->next) {
+            struct parked *x = *pp;
+            if ((c == NULL || gw_call_conn(x->k) == c) &&
+                (older_than == 0 || x->since < older_than)) {
+                *pp = x->next;
+                p = x;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&gw->mu);
+        if (p == NULL)
+            return;
+        gw_call_end(p->k, true, "the client did not come back with its answer");
+        json_decref(p->question);
+        free(p);
+    }
+}
+
+/* Forwards method/params (stolen) to the upstream for this request and waits, answering the
+ * server's questions through the client; the result (new) in *resp. Returns 0,
+ * MCPGATE_EINPUT_REQUIRED (a 2026-07-28 client must answer first: the call is parked),
+ * ERR_CANCELLED, or another error with why. */
 static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t *params,
                    json_t **resp, char *why, size_t whylen)
 {
     struct gateway *gw = u->gw;
-    struct pcall *pc = NULL;
-    json_t *state = mcp_ctx_state_get(ctx);
-    const char *token = json_string_value(json_object_get(state, "gw"));
+    struct gw_call *k = NULL;
+    json_t *question = NULL;
+    char token[48] = "";
+    int r = 0;
     *resp = NULL;
-    if (token != NULL && (pc = pcall_find(gw, token)) == NULL) {
-        reason_set(why, whylen, "the call this answer belongs to has ended (it waited more "
-                                "than 10 minutes, or the upstream stopped); call again");
-        return ERR_INVALID;
-    }
-    if (pc == NULL) {
+    const char *t = json_string_value(json_object_get(mcp_ctx_state_get(ctx), "gw"));
+    if (t != NULL) {
+        struct parked *p = unpark(gw, t);
+        if (p == NULL) {
+            json_decref(params);
+            reason_set(why, whylen, "the call this answer belongs to has ended (it waited more "
+                                    "than 10 minutes, or the server stopped); call again");
+            return ERR_INVALID;
+        }
+        k = p->k;
+        question = p->question;
+        snprintf(token, sizeof token, "%s", p->token);
+        free(p);
+        json_decref(params);
+    } else {
         char owner[80];
         struct gw_conn *conn = NULL;
-        int r = slot_for(u, ctx, &conn, owner, sizeof owner, why, whylen);
-        if (r != 0)
+        if ((r = slot_for(u, ctx, &conn, owner, sizeof owner, why, whylen)) != 0) {
+            json_decref(params);
             return r;
-        pc = xcalloc(1, sizeof *pc);
-        pthread_mutex_init(&pc->mu, NULL);
-        pthread_cond_init(&pc->cv, NULL);
-        pc->up = u;
-        pc->conn = conn;
-        pc->method = xstrdup(method);
-        pc->params = params;
-        params = NULL;
-        pc->timeout_ms = u->cfg.call_timeout_s * 1000;
-        snprintf(pc->owner, sizeof pc->owner, "%s", owner);
-        char *t = crypto_random_token(24);
-        snprintf(pc->token, sizeof pc->token, "%s", t);
-        free(t);
-        pc->ctx = ctx;
-        pc->refs = 2;
-        pthread_mutex_lock(&gw->mu);
-        pc->next = gw->pcalls;
-        gw->pcalls = pc;
-        pthread_mutex_unlock(&gw->mu);
-        pthread_t th;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&th, &at, pc_main, pc) != 0) {
-            pthread_attr_destroy(&at);
-            pthread_mutex_lock(&pc->mu);
-            pc->done = true;
-            pc->r = ERR_INTERNAL;
-            snprintf(pc->why, sizeof pc->why, "cannot start a thread");
-            pthread_mutex_unlock(&pc->mu);
-            pcall_unref(gw, pc); /* the thread's */
-        } else {
-            pthread_attr_destroy(&at);
         }
-    } else {
-        json_decref(params);
-        params = NULL;
-        pthread_mutex_lock(&pc->mu);
-        pc->ctx = ctx;
-        pthread_mutex_unlock(&pc->mu);
+        bool progress = mcp_ctx_progress_token(ctx) != NULL;
+        r = gw_call_start(conn, method, params, progress, true, owner, &k, why, whylen);
     }
-    int r = 0;
-    pthread_mutex_lock(&pc->mu);
-    for (;;) {
-        if (pc->done) {
-            r = pc->r;
-            *resp = pc->resp;
-            pc->resp = NULL;
-            reason_set(why, whylen, "%s", pc->why);
-            break;
+    struct fwd_hooks fh = {.ctx = ctx};
+    struct gw_call_hooks hooks = {.cancelled = fh_cancelled,
+                                  .progress = fh_progress,
+                                  .log = fh_log,
+                                  .arg = &fh};
+    long long deadline = now_ms() + u->cfg.call_timeout_s * 1000LL;
+    while (r == 0) {
+        if (question == NULL) {
+            r = gw_call_wait(k, deadline, &hooks, resp, &question, why, whylen);
+            if (r != GW_ASKED)
+                break;
         }
-        if (pc->q_pending && !pc->q_answered) {
-            char key[24];
-            snprintf(key, sizeof key, "q%u", pc->q_seq);
-            char *method_q = xstrdup(pc->q_method);
-            json_t *qp = json_deep_copy(pc->q_params);
-            pthread_mutex_unlock(&pc->mu);
-            json_t *ans = NULL;
-            int ar = mcp_ctx_ask(ctx, key, method_q, qp, &ans);
-            free(method_q);
-            pthread_mutex_lock(&pc->mu);
-            if (ar == MCPGATE_EINPUT_REQUIRED) {
-                /* a 2026-07-28 client: the answer comes with its retry; keep waiting there */
-                pc->ctx = NULL;
-                pc->parked_at = now_ms();
-                pthread_mutex_unlock(&pc->mu);
-                mcp_ctx_state_set(ctx, json_pack("{s:s}", "gw", pc->token));
-                return MCPGATE_EINPUT_REQUIRED;
+        char key[24];
+        question_key(question, key);
+        json_t *ans = NULL;
+        int ar = mcp_ctx_ask(ctx, key, json_string_value(json_object_get(question, "method")),
+                             json_deep_copy(json_object_get(question, "params")), &ans);
+        if (ar == MCPGATE_EINPUT_REQUIRED) {
+            /* the client answers with its next round: the call waits upstream meanwhile */
+            struct parked *p = xcalloc(1, sizeof *p);
+            if (token[0] == '\0') {
+                char *tk = crypto_random_token(24);
+                snprintf(token, sizeof token, "%s", tk);
+                free(tk);
             }
-            pc->q_answer = ar == 0 ? ans : NULL;
-            if (ar != 0) {
-                json_decref(ans);
-                pc->q_code = ar == MCPGATE_EUNSUPPORTED ? JSONRPC_METHOD_NOT_FOUND
-                                                         : JSONRPC_INTERNAL_ERROR;
-                snprintf(pc->q_why, sizeof pc->q_why, "%s",
-                         ar == MCPGATE_EUNSUPPORTED ? "the client does not support this request"
-                                                    : "the client could not answer");
-            }
-            pc->q_answered = true;
-            pthread_cond_broadcast(&pc->cv);
-            continue;
+            snprintf(p->token, sizeof p->token, "%s", token);
+            p->up = u;
+            p->k = k;
+            p->question = question;
+            p->since = now_ms();
+            pthread_mutex_lock(&gw->mu);
+            p->next = gw->parked;
+            gw->parked = p;
+            pthread_mutex_unlock(&gw->mu);
+            mcp_ctx_state_set(ctx, json_pack("{s:s}", "gw", token));
+            return MCPGATE_EINPUT_REQUIRED;
         }
-        if (mcp_ctx_cancelled(ctx)) {
-            pc->cancel = true;
-            pthread_cond_broadcast(&pc->cv);
-            while (!pc->done)
-                timed_wait(&pc->cv, &pc->mu, 100);
-            r = ERR_CANCELLED;
-            break;
-        }
-        timed_wait(&pc->cv, &pc->mu, 100);
+        if (ar != 0)
+            json_decref(ans);
+        if (gw_call_reply(k, question, ar == 0 ? ans : NULL,
+                          ar == MCPGATE_EUNSUPPORTED ? JSONRPC_METHOD_NOT_FOUND
+                                                     : JSONRPC_INTERNAL_ERROR,
+                          ar == MCPGATE_EUNSUPPORTED ? "the client does not support this request"
+                                                     : "the client could not answer") != 0)
+            log_warn("[%s] cannot pass the client's answer on", u->cfg.name);
+        json_decref(question);
+        question = NULL;
+        r = 0; /* answered: wait on */
     }
-    pc->ctx = NULL;
-    pthread_mutex_unlock(&pc->mu);
-    pcall_unref(gw, pc);
-    json_decref(params);
+    json_decref(question);
+    gw_call_end(k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
     return r;
 }
 
@@ -1253,17 +1148,8 @@ static void *reaper_main(void *arg)
             }
         }
         /* questions nobody came back to answer: let their calls end */
+        end_parked(gw, NULL, now - PARK_TTL_MS);
         pthread_mutex_lock(&gw->mu);
-        struct pcall *stale = NULL;
-        for (struct pcall *p = gw->pcalls; p != NULL; p = p->next)
-            if (p->parked_at > 0 && now - p->parked_at > PARK_TTL_MS + 5000 && p->done)
-                stale = p;
-        if (stale != NULL) {
-            stale->parked_at = 0;
-            pthread_mutex_unlock(&gw->mu);
-            pcall_unref(gw, stale);
-            pthread_mutex_lock(&gw->mu);
-        }
     }
     pthread_mutex_unlock(&gw->mu);
     return NULL;
@@ -1355,19 +1241,7 @@ void gw_free(struct gateway *gw)
     for (struct up *u = gw->ups; u != NULL; u = u->next)
         for (struct slot *s = u->slots; s != NULL; s = s->next)
             slot_stop(u, s);
-    /* calls still running see their connection gone; wait for them to end */
-    for (int i = 0; i < 100; i++) {
-        pthread_mutex_lock(&gw->mu);
-        bool busy = false;
-        for (struct pcall *p = gw->pcalls; p != NULL; p = p->next)
-            if (!p->done)
-                busy = true;
-        pthread_mutex_unlock(&gw->mu);
-        if (!busy)
-            break;
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
+    end_parked(gw, NULL, 0);
     while (gw->ups != NULL) {
         struct up *u = gw->ups;
         gw->ups = u->next;
@@ -1409,17 +1283,6 @@ void gw_free(struct gateway *gw)
         gw->entries = e->next;
         free(e->orig);
         free(e);
-    }
-    while (gw->pcalls != NULL) {
-        struct pcall *p = gw->pcalls;
-        gw->pcalls = p->next;
-        free(p->method);
-        json_decref(p->params);
-        free(p->q_method);
-        json_decref(p->q_params);
-        json_decref(p->q_answer);
-        json_decref(p->resp);
-        free(p);
     }
     json_decref(gw->uri_owner);
     pthread_mutex_destroy(&gw->mu);

@@ -155,6 +155,59 @@ describe('stdio: the aggregator without auth', () => {
   });
 });
 
+describe('a 2026-07-28 client through the gateway', () => {
+  test('elicitation as input_required: the call waits upstream between the rounds', async () => {
+    const p = writeConfig('modern.json', { everything });
+    const proc = spawn(BIN, ['serve', '--stdio', '--config', p], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const msgs = [];
+    let buf = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (c) => {
+      buf += c;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        msgs.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+    };
+    const call = async (id, params) => {
+      proc.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params })}\n`);
+      return withTimeout((async () => {
+        for (;;) {
+          const m = msgs.find((x) => x.id === id);
+          if (m) return m;
+          await sleep(20);
+        }
+      })(), 20000, `the answer to ${id}`);
+    };
+    try {
+      const name = 'everything__trigger-elicitation-request';
+      const first = await call(1, { _meta: meta, name, arguments: {} });
+      assert.equal(first.result?.resultType, 'input_required', JSON.stringify(first));
+      const [key] = Object.keys(first.result.inputRequests);
+      assert.equal(first.result.inputRequests[key].method, 'elicitation/create');
+      const second = await call(2, { _meta: meta, name, arguments: {},
+        inputResponses: { [key]: { action: 'accept',
+          content: { color: 'blue', number: 3, pets: 'dogs' } } },
+        requestState: first.result.requestState });
+      assert.equal(second.result?.resultType, 'complete', JSON.stringify(second));
+      assert.match(JSON.stringify(second.result.content), /accept/);
+      // a requestState whose call is gone is refused, not forwarded
+      const stale = await call(3, { _meta: meta, name, arguments: {},
+        inputResponses: { [key]: { action: 'accept', content: {} } },
+        requestState: first.result.requestState });
+      assert.ok(stale.result?.isError || stale.error, JSON.stringify(stale));
+    } finally {
+      proc.stdin.end();
+      await new Promise((resolve) => proc.on('close', resolve));
+    }
+  });
+});
+
 // ---- HTTP with OAuth ----
 
 async function tokenFor(srv, user, scope) {
