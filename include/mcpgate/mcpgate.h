@@ -216,6 +216,10 @@ const char *mcp_ctx_uri_var(const struct mcp_ctx *ctx, const char *name);
 /* True once the client cancelled the request (or its connection ended). Long handlers poll it
  * and return MCPGATE_ECANCELLED. */
 bool mcp_ctx_cancelled(const struct mcp_ctx *ctx);
+/* A handler about to wait on something outside (a network call, another process) brackets the
+ * wait with mcp_ctx_block(ctx, true) ... mcp_ctx_block(ctx, false): the worker pool then adds
+ * threads meanwhile, so waiting handlers do not hold up the others. */
+void mcp_ctx_block(struct mcp_ctx *ctx, bool blocking);
 /* Sleeps up to ms milliseconds, returning early (MCPGATE_ECANCELLED) if cancelled. */
 int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms);
 

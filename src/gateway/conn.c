@@ -43,6 +43,7 @@ struct gw_call {
     bool asks;                /* the caller takes questions */
     json_t *inbox;            /* messages for the caller: notifications and questions */
     uint64_t handle;          /* mcpc's (HTTP) */
+    int pins;                 /* the reader signals outside the lock: end waits for it (c->mu) */
     struct gw_call *next;
 };
 #define call gw_call
@@ -186,7 +187,14 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         if (k != NULL && !k->done) {
             k->resp = json_incref(msg);
             k->done = true;
+            /* wake it after unlocking, so it does not wake into a held mutex; the pin keeps
+             * the call alive until then */
+            k->pins++;
+            pthread_mutex_unlock(&c->mu);
             pthread_cond_signal(&k->cv);
+            pthread_mutex_lock(&c->mu);
+            if (--k->pins == 0)
+                pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->mu);
         return;
@@ -557,6 +565,8 @@ void gw_call_end(struct gw_call *k, bool cancel, const char *why)
         return;
     struct gw_conn *c = k->c;
     pthread_mutex_lock(&c->mu);
+    while (k->pins > 0)
+        pthread_cond_wait(&c->cv, &c->mu); /* the reader is signalling it */
     bool tell = cancel && !k->done && !c->dead;
     uint64_t handle = k->handle;
     json_int_t id = k->id;

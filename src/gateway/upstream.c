@@ -491,7 +491,9 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
     long long deadline = now_ms() + u->cfg.call_timeout_s * 1000LL;
     while (r == 0) {
         if (question == NULL) {
+            mcp_ctx_block(ctx, true); /* the pool may start another worker meanwhile */
             r = gw_call_wait(k, deadline, &hooks, resp, &question, why, whylen);
+            mcp_ctx_block(ctx, false);
             if (r != GW_ASKED)
                 break;
         }

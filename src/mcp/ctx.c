@@ -82,6 +82,15 @@ void ctx_free(struct mcp_ctx *ctx)
 
 static const struct mcp_identity anonymous = {NULL, NULL, NULL, NULL};
 
+void mcp_ctx_block(struct mcp_ctx *ctx, bool blocking)
+{
+    struct pool *pool = server_pool(ctx->s->srv);
+    if (blocking)
+        pool_block_enter(pool);
+    else
+        pool_block_exit(pool);
+}
+
 unsigned long long mcp_ctx_session_key(const struct mcp_ctx *ctx)
 {
     return ctx->modern ? 0 : ctx->s->key;
