@@ -225,6 +225,7 @@ async function httpClient(srv, token, capabilities = {}) {
     { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
   const client = new Client({ name: 'gateway-http-test', version: '1' }, { capabilities });
   await client.connect(transport);
+  client.httpTransport = transport;
   return client;
 }
 
@@ -397,3 +398,86 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
     assert.equal(after, pidBefore, 'the unchanged server was not restarted');
   });
 });
+
+describe('per-session children: identity, caps, idle stop, cancellation', () => {
+  let srv;
+  let admin;
+  before(async () => {
+    const p = writeConfig('sessions.json', {
+      env: { ...everything, process: 'per-session', idleTimeout: 2, scope: 'mcp:env' },
+      memory: { ...memory, scope: 'mcp:env' },
+      shared: { ...everything, scope: 'mcp:env' },
+    }, { limits: { maxChildrenPerUser: 1 } });
+    srv = await startServe({ auth: true, args: ['--config', p] });
+    admin = { username: 'admin', password: srv.password };
+  });
+  after(async () => {
+    const code = await srv?.stop();
+    assert.equal(code, 0, `mcpgate serve did not exit cleanly:\n${srv?.stderr().slice(-4000)}`);
+  });
+
+  test('a per-session child knows who it serves (environment), never the token', async () => {
+    const tok = await tokenFor(srv, admin, 'mcp mcp:env');
+    const c = await httpClient(srv, tok);
+    try {
+      const r = await c.callTool({ name: 'env__get-env', arguments: {} });
+      const env = JSON.parse(r.content[0].text);
+      assert.equal(env.MCPGATE_USER, 'admin');
+      assert.ok(env.MCPGATE_SUBJECT);
+      assert.ok(env.MCPGATE_SESSION);
+      assert.ok(!JSON.stringify(env).includes(tok), 'the access token reached the child');
+      assert.equal(env.MCPGATE_DB, undefined, 'only passEnv variables reach the child');
+      // the shared child gets no identity in its environment
+      const sh = JSON.parse((await c.callTool({ name: 'shared__get-env', arguments: {} }))
+        .content[0].text);
+      assert.equal(sh.MCPGATE_USER, undefined);
+      // the per-user cap: a second per-session child for the same user is refused
+      const m = await c.callTool({ name: 'memory__read_graph', arguments: {} });
+      assert.equal(m.isError, true);
+      assert.match(m.content[0].text, /too many running servers/);
+      await c.httpTransport.terminateSession(); /* DELETE: the session ends */
+    } finally {
+      await c.close();
+    }
+    // its session ended: its child is stopped
+    await withTimeout((async () => {
+      while (!/\[env\] the session ended; stopping its server/.test(srv.stderr())) await sleep(100);
+    })(), 10000, 'the child of an ended session was not stopped');
+  });
+
+  test('an idle per-session child is stopped after idleTimeout', async () => {
+    const tok = await tokenFor(srv, admin, 'mcp mcp:env');
+    const c = await httpClient(srv, tok);
+    try {
+      await c.callTool({ name: 'env__echo', arguments: { message: 'x' } });
+      await withTimeout((async () => {
+        while (!/\[env\] idle for 2 s; stopping/.test(srv.stderr())) await sleep(100);
+      })(), 10000, 'the idle child was not stopped');
+      // the next call starts a new one
+      const r = await c.callTool({ name: 'env__echo', arguments: { message: 'again' } });
+      assert.equal(r.content[0].text, 'Echo: again');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('cancelling a call cancels it upstream, and the connection stays usable', async () => {
+    const tok = await tokenFor(srv, admin, 'mcp mcp:env');
+    const c = await httpClient(srv, tok);
+    try {
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const call = c.callTool({ name: 'shared__trigger-long-running-operation',
+        arguments: { duration: 30, steps: 30 } }, undefined, { signal: ac.signal });
+      await sleep(500);
+      ac.abort('test');
+      await assert.rejects(call);
+      assert.ok(Date.now() - t0 < 5000);
+      const r = await c.callTool({ name: 'shared__echo', arguments: { message: 'after' } });
+      assert.equal(r.content[0].text, 'Echo: after');
+    } finally {
+      await c.close();
+    }
+  });
+});
+
