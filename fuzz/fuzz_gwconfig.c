@@ -8,6 +8,7 @@
 
 #include "gateway/gateway.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct gw_config *cfg = NULL;

@@ -34,8 +34,18 @@ static void err(struct checker *ck, const char *key, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     char *line = xasprintf("%s: %s: %s", ck->path, key, msg);
-    json_array_append_new(ck->errors, json_string(line));
+    json_t *v = json_string(line);
     free(line);
+    if (v == NULL) {
+        /* keys and jansson's texts may quote the file's own bytes, which may not be UTF-8 */
+        char qkey[260], qmsg[610];
+        reason_quote(key, 250, qkey);
+        reason_quote(msg, 600, qmsg);
+        line = xasprintf("%s: %s: %s", ck->path, qkey, qmsg);
+        v = json_string(line);
+        free(line);
+    }
+    json_array_append_new(ck->errors, v != NULL ? v : json_string("(an unprintable error)"));
 }
 
 static bool name_ok(const char *n)
