@@ -281,6 +281,7 @@ int cmd_serve(int argc, char **argv)
     size_t header_size = 0;
     const char *toolsets = NULL, *instructions = NULL;
     size_t max_message = 4u << 20;
+    bool max_message_set = false;
     unsigned max_depth = 64, page_size = 100, workers = 0;
     int c;
 
@@ -383,6 +384,7 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "mcpgate serve: --max-message: '%s' is not a size\n", optarg);
                 return 2;
             }
+            max_message_set = true;
             break;
         case O_MAXDEPTH:
             if (parse_uint(optarg, 10000, &max_depth) != 0) {
@@ -456,6 +458,16 @@ int cmd_serve(int argc, char **argv)
         auth.issuer_flag = cfg_str(sv, "issuer", auth.issuer_flag);
         auth.cfg.scopes = cfg_str(sv, "scopes", auth.cfg.scopes);
         auth.cfg.access_ttl = cfg_uint(sv, "accessTtl", auth.cfg.access_ttl);
+        http.max_connections = cfg_uint(sv, "maxConnections", http.max_connections);
+        http.max_connections_per_ip = cfg_uint(sv, "maxConnectionsPerIp",
+                                               http.max_connections_per_ip);
+        http.max_sessions = cfg_uint(sv, "maxSessions", http.max_sessions);
+        http.max_streams = cfg_uint(sv, "maxStreams", http.max_streams);
+        http.session_idle = cfg_uint(sv, "sessionIdle", http.session_idle);
+        http.request_timeout = cfg_uint(sv, "requestTimeout", http.request_timeout);
+        workers = cfg_uint(sv, "workers", workers);
+        if (!max_message_set && json_is_integer(json_object_get(sv, "maxMessage")))
+            max_message = (size_t)json_integer_value(json_object_get(sv, "maxMessage"));
         auth.cfg.refresh_ttl = cfg_uint(sv, "refreshTtl", auth.cfg.refresh_ttl);
         toolsets = cfg_str(sv, "tools", toolsets);
         instructions = cfg_str(sv, "instructions", instructions);

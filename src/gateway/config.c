@@ -432,7 +432,9 @@ static void server_check(struct checker *ck, json_t *server)
     static const char *const strings[] = {"listen", "publicUrl", "allowedHosts", "corsOrigins",
                                           "tlsCert", "tlsKey", "db", "issuer", "scopes",
                                           "tools", "instructions", "logLevel", NULL};
-    static const char *const ints[] = {"accessTtl", "refreshTtl", NULL};
+    static const char *const ints[] = {"accessTtl", "refreshTtl", "maxMessage", "maxConnections",
+                                       "maxConnectionsPerIp", "maxSessions", "maxStreams",
+                                       "sessionIdle", "requestTimeout", "workers", NULL};
     static const char *const bools[] = {"trustProxy", "noAuth", NULL};
     const char *key;
     json_t *v;
@@ -445,7 +447,7 @@ static void server_check(struct checker *ck, json_t *server)
         } else if (is_known(key, ints)) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > 400000000)
-                err(ck, k, "must be a number of seconds");
+                err(ck, k, "must be a positive integer");
         } else if (is_known(key, bools)) {
             if (!json_is_boolean(v))
                 err(ck, k, "must be true or false");

@@ -208,6 +208,46 @@ describe('a 2026-07-28 client through the gateway', () => {
   });
 });
 
+describe('list changes propagate', () => {
+  test('a tool the server adds appears, and the client is told', async () => {
+    // a real SDK server (McpServer) that registers a tool when asked
+    const srcPath = path.join(dir, 'dynamic-server.mjs');
+    fs.writeFileSync(srcPath, `
+      import { McpServer } from '${path.join(esm, 'server/mcp.js')}';
+      import { StdioServerTransport } from '${path.join(esm, 'server/stdio.js')}';
+      const server = new McpServer({ name: 'dynamic', version: '1' });
+      server.registerTool('add_tool', { description: 'adds a tool' }, async () => {
+        server.registerTool('dynamic', { description: 'appeared later' },
+          async () => ({ content: [{ type: 'text', text: 'I am new' }] }));
+        return { content: [{ type: 'text', text: 'added' }] };
+      });
+      await server.connect(new StdioServerTransport());
+    `);
+    const p = writeConfig('dynamic.json', { dyn: { command: process.execPath, args: [srcPath] } });
+    const { ToolListChangedNotificationSchema } = types;
+    const transport = new StdioClientTransport({ command: BIN,
+      args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+    const client = new Client({ name: 'gateway-test', version: '1' });
+    let told = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => { told++; });
+    await client.connect(transport);
+    try {
+      const before = (await client.listTools()).tools.map((t) => t.name);
+      assert.deepEqual(before, ['dyn__add_tool']);
+      const r = await client.callTool({ name: 'dyn__add_tool', arguments: {} });
+      assert.equal(r.content[0].text, 'added');
+      await withTimeout((async () => { while (told === 0) await sleep(50); })(), 10000,
+        'no tools/list_changed from the gateway');
+      const after = (await client.listTools()).tools.map((t) => t.name).sort();
+      assert.deepEqual(after, ['dyn__add_tool', 'dyn__dynamic']);
+      const d = await client.callTool({ name: 'dyn__dynamic', arguments: {} });
+      assert.equal(d.content[0].text, 'I am new');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 // ---- HTTP with OAuth ----
 
 async function tokenFor(srv, user, scope) {
