@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/reason.h"
@@ -136,12 +137,7 @@ struct cb_listener {
     int waiting_fd; /* the callback connection handed to cb_reply */
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define now_ms clock_ms
 
 static int bind_port(const char *host, int port, int *fdout, int *portout)
 {

@@ -15,6 +15,7 @@
 
 #include "client/discovery.h"
 #include "client/mcpc_int.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/reason.h"
@@ -23,9 +24,7 @@
 
 long long mcpc_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_ms();
 }
 
 /* ---- requests ---- */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "client/mcpc_int.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/reason.h"
@@ -237,16 +238,8 @@ static enum step try_sse(struct mcpc *c, int tmo, bool may_fall_back, char *why,
     long long deadline = mcpc_now_ms() + tmo;
     enum step st = STEP_FAIL;
     pthread_mutex_lock(&c->mu);
-    while (c->post_url == NULL && !c->endpoint_failed && mcpc_now_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
+    while (c->post_url == NULL && !c->endpoint_failed && mcpc_now_ms() < deadline)
+        cond_wait_ms(&c->cv, &c->mu, 100);
     bool have = c->post_url != NULL;
     bool failed = c->endpoint_failed;
     char ewhy[300];
@@ -366,16 +359,8 @@ int mcpc_connect(struct mcpc *c, json_t *init_params, char *why, size_t whylen)
             log_warn("could not open the notification stream");
         long long deadline = mcpc_now_ms() + 2000;
         pthread_mutex_lock(&c->mu);
-        while (!c->get_ready && mcpc_now_ms() < deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-        }
+        while (!c->get_ready && mcpc_now_ms() < deadline)
+            cond_wait_ms(&c->cv, &c->mu, 20);
         pthread_mutex_unlock(&c->mu);
     }
     log_info("connected to %s (%s, protocol %s)", c->url,

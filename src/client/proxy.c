@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/buf.h"
+#include "core/lines.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/reason.h"
@@ -952,6 +952,19 @@ static void handle_line(struct proxy *px, const char *line, size_t len)
     json_decref(msg);
 }
 
+static void on_line(void *arg, const char *line, size_t len)
+{
+    struct proxy *px = arg;
+    if (line == NULL) {
+        emit_error(px, NULL, JSONRPC_INVALID_REQUEST, "message larger than %u bytes; dropped",
+                   LINE_MAX_BYTES);
+        return;
+    }
+    if (strspn(line, " \t\r") >= len)
+        return; /* blank */
+    handle_line(px, line, len);
+}
+
 int proxy_run(const struct proxy_opts *o)
 {
     struct proxy px;
@@ -966,9 +979,8 @@ int proxy_run(const struct proxy_opts *o)
         fprintf(stderr, "mcpgate: cannot use the server URL %s\n", o->mcpc.url);
         return 1;
     }
-    struct buf line;
-    buf_init(&line, LINE_MAX_BYTES + 1);
-    bool skipping = false;
+    struct lines lines;
+    lines_init(&lines, LINE_MAX_BYTES);
     char chunk[65536];
     for (;;) {
         ssize_t n = read(o->in_fd, chunk, sizeof chunk);
@@ -976,31 +988,9 @@ int proxy_run(const struct proxy_opts *o)
             continue;
         if (n <= 0)
             break;
-        const char *p = chunk, *end = chunk + n;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t take = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-            if (!skipping && buf_append(&line, p, take) != 0) {
-                skipping = true; /* over the cap: answer once, drop the rest of the line */
-                buf_reset(&line);
-                emit_error(&px, NULL, JSONRPC_INVALID_REQUEST,
-                           "message larger than %u bytes; dropped", LINE_MAX_BYTES);
-            }
-            if (nl == NULL)
-                break;
-            if (!skipping) {
-                size_t len = line.len;
-                while (len > 0 && (line.data[len - 1] == '\r'))
-                    len--;
-                if (len > 0 && line.data[strspn(line.data, " \t\r")] != '\0')
-                    handle_line(&px, line.data, len);
-            }
-            skipping = false;
-            buf_reset(&line);
-            p = nl + 1;
-        }
+        lines_feed(&lines, chunk, (size_t)n, on_line, &px);
     }
-    buf_free(&line);
+    lines_free(&lines);
     log_info("stdin closed; closing the connection");
     mcpc_free(px.c);
     pthread_mutex_lock(&px.mu);

@@ -20,6 +20,8 @@
 
 #include "client/mcpc.h"
 #include "core/buf.h"
+#include "core/clock.h"
+#include "core/lines.h"
 #include "core/log.h"
 #include "core/reason.h"
 #include "core/xmalloc.h"
@@ -36,14 +38,14 @@ struct gw_call {
     json_int_t id;
     json_t *resp;
     bool done;
-    bool linked;              /* in c->calls */
-    pthread_cond_t cv;        /* signalled when something arrives for this call (c->mu) */
-    char ptoken[40];          /* our progress token ("" when none asked) */
+    bool linked;       /* in c->calls */
+    pthread_cond_t cv; /* signalled when something arrives for this call (c->mu) */
+    char ptoken[40];   /* our progress token ("" when none asked) */
     char owner[80];
-    bool asks;                /* the caller takes questions */
-    json_t *inbox;            /* messages for the caller: notifications and questions */
-    uint64_t handle;          /* mcpc's (HTTP) */
-    int pins;                 /* the reader signals outside the lock: end waits for it (c->mu) */
+    bool asks;       /* the caller takes questions */
+    json_t *inbox;   /* messages for the caller: notifications and questions */
+    uint64_t handle; /* mcpc's (HTTP) */
+    int pins;        /* the reader signals outside the lock: end waits for it (c->mu) */
     struct gw_call *next;
 };
 #define call gw_call
@@ -72,13 +74,6 @@ struct gw_conn {
     long long idle_since;
     bool exit_told;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- writing (stdio) ---- */
 
@@ -275,60 +270,48 @@ static void mark_dead(struct gw_conn *c, const char *why)
 
 /* ---- the stdio child's threads ---- */
 
+static void on_child_line(void *arg, const char *line, size_t len)
+{
+    struct gw_conn *c = arg;
+    if (line == NULL) {
+        log_warn("[%s] sent a line longer than %u bytes; skipped", c->name, LINE_MAX_BYTES);
+        return;
+    }
+    json_t *msg = NULL;
+    struct jsonrpc_fail f;
+    if (jsonrpc_parse(line, len, LINE_MAX_BYTES, 64, &msg, &f) != 0) {
+        /* servers that print to stdout: not ours to fix, worth a line */
+        char q[130];
+        log_warn("[%s] wrote a line that is not JSON on stdout: %s", c->name,
+                 reason_quote(line, 120, q));
+        return;
+    }
+    if (json_is_array(msg)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach (msg, i, m)
+            route(c, m, 0);
+    } else {
+        route(c, msg, 0);
+    }
+    json_decref(msg);
+}
+
 static void *reader_main(void *arg)
 {
     struct gw_conn *c = arg;
-    struct buf line;
-    buf_init(&line, LINE_MAX_BYTES);
+    struct lines lines;
+    lines_init(&lines, LINE_MAX_BYTES);
     char chunk[65536];
-    bool skipping = false;
     for (;;) {
         ssize_t n = read(c->out_fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        const char *p = chunk, *end = chunk + n;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t take = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-            if (!skipping && buf_append(&line, p, take) != 0) {
-                log_warn("[%s] sent a line longer than %u bytes; skipped", c->name,
-                         LINE_MAX_BYTES);
-                skipping = true;
-                buf_reset(&line);
-            }
-            if (nl == NULL)
-                break;
-            if (!skipping && line.len > 0) {
-                json_t *msg = NULL;
-                struct jsonrpc_fail f;
-                size_t len = line.len;
-                if (line.data[len - 1] == '\r')
-                    len--;
-                if (jsonrpc_parse(line.data, len, LINE_MAX_BYTES, 64, &msg, &f) == 0) {
-                    if (json_is_array(msg)) {
-                        size_t i;
-                        json_t *m;
-                        json_array_foreach (msg, i, m)
-                            route(c, m, 0);
-                    } else {
-                        route(c, msg, 0);
-                    }
-                    json_decref(msg);
-                } else {
-                    /* servers that print to stdout: not ours to fix, worth a line */
-                    char q[130];
-                    log_warn("[%s] wrote a line that is not JSON on stdout: %s", c->name,
-                             reason_quote(line.data, 120, q));
-                }
-            }
-            skipping = false;
-            buf_reset(&line);
-            p = nl + 1;
-        }
+        lines_feed(&lines, chunk, (size_t)n, on_child_line, c);
     }
-    buf_free(&line);
+    lines_free(&lines);
     int st = 0;
     char why[160];
     pid_t w = waitpid(c->pid, &st, 0);
@@ -395,7 +378,7 @@ static void call_unlink(struct gw_conn *c, struct call *k)
     }
     k->linked = false;
     if (--c->busy == 0)
-        c->idle_since = now_ms();
+        c->idle_since = clock_ms();
     pthread_cond_broadcast(&c->cv); /* gw_conn_free waits for busy == 0 */
 }
 
@@ -421,8 +404,8 @@ static void on_http_done(void *arg, json_t *resp)
     free(hr);
 }
 
-int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress,
-                  bool asks, const char *owner, struct gw_call **out, char *why, size_t whylen)
+int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress, bool asks,
+                  const char *owner, struct gw_call **out, char *why, size_t whylen)
 {
     struct call *k = xcalloc(1, sizeof *k);
     k->c = c;
@@ -529,7 +512,7 @@ int gw_call_wait(struct gw_call *k, long long deadline_ms, const struct gw_call_
         }
         pthread_mutex_unlock(&c->mu);
         bool cancelled = hooks != NULL && hooks->cancelled != NULL && hooks->cancelled(hooks->arg);
-        bool late = deadline_ms > 0 && now_ms() >= deadline_ms;
+        bool late = deadline_ms > 0 && clock_ms() >= deadline_ms;
         pthread_mutex_lock(&c->mu);
         if (k->done || json_array_size(k->inbox) > 0)
             continue;
@@ -538,14 +521,7 @@ int gw_call_wait(struct gw_call *k, long long deadline_ms, const struct gw_call_
             reason_set(why, whylen, cancelled ? "cancelled" : "the server did not answer in time");
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&k->cv, &c->mu, &ts);
+        cond_wait_ms(&k->cv, &c->mu, 100);
     }
     pthread_mutex_unlock(&c->mu);
     return r;
@@ -576,10 +552,9 @@ void gw_call_end(struct gw_call *k, bool cancel, const char *why)
         if (c->http) {
             mcpc_cancel(c->mc, handle, why);
         } else {
-            json_t *n = jsonrpc_notification(
-                "notifications/cancelled",
-                json_pack("{s:I, s:s}", "requestId", (json_int_t)id, "reason",
-                          why != NULL ? why : "cancelled"));
+            json_t *n = jsonrpc_notification("notifications/cancelled",
+                                             json_pack("{s:I, s:s}", "requestId", (json_int_t)id,
+                                                       "reason", why != NULL ? why : "cancelled"));
             if (write_line(c, n) != 0)
                 log_debug("[%s] cannot send the cancellation", c->name);
             json_decref(n);
@@ -602,10 +577,9 @@ static int call_once(struct gw_conn *c, const char *method, json_t *params, int 
 {
     struct call *k = NULL;
     bool asks = hooks != NULL && hooks->ask != NULL;
-    int r = gw_call_start(c, method, params,
-                          hooks != NULL && hooks->progress != NULL, asks,
+    int r = gw_call_start(c, method, params, hooks != NULL && hooks->progress != NULL, asks,
                           hooks != NULL ? hooks->owner : NULL, &k, why, whylen);
-    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 86400000LL);
+    long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 86400000LL);
     while (r == 0) {
         json_t *q = NULL;
         r = gw_call_wait(k, deadline, hooks, resp, &q, why, whylen);
@@ -633,8 +607,7 @@ int gw_conn_call(struct gw_conn *c, const char *method, json_t *params, int time
     for (int round = 0; r == 0 && round < MRTR_ROUNDS; round++) {
         json_t *result = json_object_get(*resp, "result");
         const char *rt = json_string_value(json_object_get(result, "resultType"));
-        if (rt == NULL || strcmp(rt, "input_required") != 0 || hooks == NULL ||
-            hooks->ask == NULL)
+        if (rt == NULL || strcmp(rt, "input_required") != 0 || hooks == NULL || hooks->ask == NULL)
             break;
         json_t *answers = json_object();
         const char *key;
@@ -679,7 +652,7 @@ static struct gw_conn *conn_new(const char *name, const struct gw_conn_events *e
     pthread_cond_init(&c->cv, NULL);
     if (ev != NULL)
         c->ev = *ev;
-    c->idle_since = now_ms();
+    c->idle_since = clock_ms();
     return c;
 }
 
@@ -695,10 +668,8 @@ static int handshake(struct gw_conn *c, const struct gw_upstream_cfg *u, char *w
     json_t *resp = NULL;
     json_t *params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion",
                                MCP_VERSION_LATEST_LEGACY, "capabilities", client_capabilities(),
-                               "clientInfo", "name", "mcpgate-gateway", "version",
-                               MCPGATE_VERSION);
-    int r = call_once(c, "initialize", params, u->start_timeout_s * 1000, NULL, &resp, why,
-                      whylen);
+                               "clientInfo", "name", "mcpgate-gateway", "version", MCPGATE_VERSION);
+    int r = call_once(c, "initialize", params, u->start_timeout_s * 1000, NULL, &resp, why, whylen);
     if (r == ERR_TIMEOUT)
         reason_set(why, whylen, "no answer to initialize within %d s (startTimeout)",
                    u->start_timeout_s);
@@ -706,8 +677,8 @@ static int handshake(struct gw_conn *c, const struct gw_upstream_cfg *u, char *w
         return r;
     json_t *result = json_object_get(resp, "result");
     if (!json_is_object(result)) {
-        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"),
-                                                          "message"));
+        const char *m =
+            json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
         reason_set(why, whylen, "initialize refused: %s", m != NULL ? m : "no result");
         json_decref(resp);
         return ERR_INVALID;
@@ -850,7 +821,7 @@ int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *e
     json_t *info = json_pack("{s:s, s:s}", "name", "mcpgate-gateway", "version", MCPGATE_VERSION);
     enum mcpc_transport t = MCPC_HTTP_FIRST;
     if (u->transport != NULL)
-        t = strcmp(u->transport, "sse-first") == 0  ? MCPC_SSE_FIRST
+        t = strcmp(u->transport, "sse-first") == 0   ? MCPC_SSE_FIRST
             : strcmp(u->transport, "http-only") == 0 ? MCPC_HTTP_ONLY
             : strcmp(u->transport, "sse-only") == 0  ? MCPC_SSE_ONLY
                                                      : MCPC_HTTP_FIRST;
@@ -862,9 +833,8 @@ int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *e
                            .client_info = info,
                            .capabilities = caps,
                            .connect_timeout_s = u->start_timeout_s};
-    struct mcpc_events mev = {.on_notification = http_notification,
-                              .on_request = http_request,
-                              .on_lost = http_lost};
+    struct mcpc_events mev = {
+        .on_notification = http_notification, .on_request = http_request, .on_lost = http_lost};
     int r = mcpc_new(&mo, &mev, c, &c->mc);
     json_decref(caps);
     json_decref(info);
@@ -875,8 +845,7 @@ int gw_conn_http(const struct gw_upstream_cfg *u, const struct gw_conn_events *e
     if ((r = mcpc_connect(c->mc, NULL, why, whylen)) != 0)
         goto fail;
     c->info = mcpc_server_info(c->mc);
-    log_info("[%s] connected to %s (protocol %s)", u->name, u->url,
-             mcpc_protocol_version(c->mc));
+    log_info("[%s] connected to %s (protocol %s)", u->name, u->url, mcpc_protocol_version(c->mc));
     *out = c;
     return 0;
 fail:
@@ -966,16 +935,8 @@ void gw_conn_free(struct gw_conn *c)
     pthread_mutex_lock(&c->mu);
     c->dead = true;
     pthread_cond_broadcast(&c->cv);
-    while (c->busy > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
+    while (c->busy > 0)
+        cond_wait_ms(&c->cv, &c->mu, 20);
     pthread_mutex_unlock(&c->mu);
     json_decref(c->info);
     pthread_mutex_destroy(&c->wmu);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/reason.h"
@@ -31,7 +32,7 @@ struct up;
 /* A registered entry's handler data. */
 struct entry {
     struct up *up;
-    char *orig;   /* the upstream's own name or URI */
+    char *orig; /* the upstream's own name or URI */
     struct entry *next;
 };
 
@@ -41,9 +42,9 @@ struct slot {
     char *user;           /* subject of a per-session child, for the per-user cap */
     struct gw_conn *conn; /* NULL while (re)starting or after it died */
     bool dead;
-    bool starting;        /* a thread is starting it: others wait (up's cv) */
+    bool starting; /* a thread is starting it: others wait (up's cv) */
     int restarts;
-    long long retry_at;   /* shared: when to try starting it again */
+    long long retry_at; /* shared: when to try starting it again */
     struct slot *next;
 };
 
@@ -51,10 +52,10 @@ struct up {
     struct gateway *gw;
     struct gw_upstream_cfg cfg; /* owned (moved out of the configuration) */
     pthread_mutex_t mu;
-    pthread_cond_t cv;    /* a slot finished starting */
+    pthread_cond_t cv; /* a slot finished starting */
     struct slot *slots;
-    json_t *reg;          /* what is registered: {"tools": [names], "prompts": [...], ...} */
-    json_t *seen;         /* the upstream's lists as last seen: {"tools": [...], ...} */
+    json_t *reg;  /* what is registered: {"tools": [names], "prompts": [...], ...} */
+    json_t *seen; /* the upstream's lists as last seen: {"tools": [...], ...} */
     bool removed;
     bool refresh_tools, refresh_prompts, refresh_resources;
     struct up *next;
@@ -66,7 +67,7 @@ struct parked {
     char token[48];
     struct up *up;
     struct gw_call *k;
-    json_t *question;     /* the server's request awaiting the answer */
+    json_t *question; /* the server's request awaiting the answer */
     long long since;
     struct parked *next;
 };
@@ -74,36 +75,16 @@ struct parked {
 struct gateway {
     struct mcp_server *srv;
     bool auth;
-    pthread_mutex_t mu;   /* the lists below, children counts */
+    pthread_mutex_t mu; /* the lists below, children counts */
     pthread_cond_t cv;
-    struct up *ups;       /* live and removed (removed ones stay until gw_free) */
+    struct up *ups; /* live and removed (removed ones stay until gw_free) */
     struct entry *entries;
     struct parked *parked;
-    json_t *uri_owner;    /* resource URI or template -> upstream name */
+    json_t *uri_owner; /* resource URI or template -> upstream name */
     int max_children, max_per_user, children;
     pthread_t reaper;
     bool stop;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(cv, mu, &ts);
-}
 
 /* ---- children ---- */
 
@@ -168,9 +149,8 @@ static int slot_start(struct up *u, struct slot *s, const struct mcp_identity *w
     struct slot_ref *ref = xcalloc(1, sizeof *ref); /* freed with the gateway's entries */
     ref->up = u;
     ref->slot = s;
-    struct gw_conn_events ev = {.on_notification = on_conn_notification,
-                                .on_exit = on_conn_exit,
-                                .arg = ref};
+    struct gw_conn_events ev = {
+        .on_notification = on_conn_notification, .on_exit = on_conn_exit, .arg = ref};
     struct gw_conn *c = NULL;
     int r;
     if (u->cfg.url != NULL) {
@@ -242,11 +222,13 @@ static void on_conn_exit(void *arg, const char *why)
     bool shared = strcmp(ref->slot->owner, "shared") == 0;
     ref->slot->dead = true;
     if (shared)
-        ref->slot->retry_at = now_ms() + (500LL << (ref->slot->restarts < 6 ? ref->slot->restarts : 6));
+        ref->slot->retry_at =
+            clock_ms() + (500LL << (ref->slot->restarts < 6 ? ref->slot->restarts : 6));
     pthread_mutex_unlock(&u->mu);
     log_warn("[%s] %s%s", u->cfg.name, why,
-             shared ? "; calls in flight fail, it is restarted" : "; its session's next call "
-                                                                  "starts a new one");
+             shared ? "; calls in flight fail, it is restarted"
+                    : "; its session's next call "
+                      "starts a new one");
     pthread_mutex_lock(&u->gw->mu);
     pthread_cond_broadcast(&u->gw->cv);
     pthread_mutex_unlock(&u->gw->mu);
@@ -347,7 +329,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     if (r != 0) {
         s->restarts++;
         s->dead = true;
-        s->retry_at = now_ms() + (500LL << (s->restarts < 6 ? s->restarts : 6));
+        s->retry_at = clock_ms() + (500LL << (s->restarts < 6 ? s->restarts : 6));
     } else {
         s->restarts = 0;
         *out = s->conn;
@@ -383,8 +365,8 @@ static void fh_progress(void *arg, json_t *params)
 
 static void fh_log(void *arg, json_t *params)
 {
-    static const char *const levels[] = {"debug", "info", "notice", "warning",
-                                         "error", "critical", "alert", "emergency"};
+    static const char *const levels[] = {"debug", "info",     "notice", "warning",
+                                         "error", "critical", "alert",  "emergency"};
     struct fwd_hooks *h = arg;
     const char *lv = json_string_value(json_object_get(params, "level"));
     int level = MCP_LOG_INFO;
@@ -464,8 +446,9 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
         struct parked *p = unpark(gw, t);
         if (p == NULL) {
             json_decref(params);
-            reason_set(why, whylen, "the call this answer belongs to has ended (it waited more "
-                                    "than 10 minutes, or the server stopped); call again");
+            reason_set(why, whylen,
+                       "the call this answer belongs to has ended (it waited more "
+                       "than 10 minutes, or the server stopped); call again");
             return ERR_INVALID;
         }
         k = p->k;
@@ -484,11 +467,9 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
         r = gw_call_start(conn, method, params, progress, true, owner, &k, why, whylen);
     }
     struct fwd_hooks fh = {.ctx = ctx};
-    struct gw_call_hooks hooks = {.cancelled = fh_cancelled,
-                                  .progress = fh_progress,
-                                  .log = fh_log,
-                                  .arg = &fh};
-    long long deadline = now_ms() + u->cfg.call_timeout_s * 1000LL;
+    struct gw_call_hooks hooks = {
+        .cancelled = fh_cancelled, .progress = fh_progress, .log = fh_log, .arg = &fh};
+    long long deadline = clock_ms() + u->cfg.call_timeout_s * 1000LL;
     while (r == 0) {
         if (question == NULL) {
             mcp_ctx_block(ctx, true); /* the pool may start another worker meanwhile */
@@ -514,7 +495,7 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
             p->up = u;
             p->k = k;
             p->question = question;
-            p->since = now_ms();
+            p->since = clock_ms();
             pthread_mutex_lock(&gw->mu);
             p->next = gw->parked;
             gw->parked = p;
@@ -584,8 +565,8 @@ static int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *ud
     }
     json_t *res = json_object_get(resp, "result");
     if (!json_is_object(res)) {
-        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"),
-                                                          "message"));
+        const char *m =
+            json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
         *result = mcp_result_error("%s: %s", e->up->cfg.name, m != NULL ? m : "no result");
     } else {
         *result = json_deep_copy(res);
@@ -613,8 +594,8 @@ static int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *
     if (!json_is_object(res)) {
         if (r == 0)
             log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig,
-                     json_string_value(json_object_get(json_object_get(resp, "error"),
-                                                       "message")) ?: "no result");
+                     json_string_value(json_object_get(json_object_get(resp, "error"), "message"))
+                         ?: "no result");
         else
             log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig, why);
         json_decref(resp);
@@ -876,8 +857,7 @@ static bool changed(struct up *u, const char *kind, json_t *list)
 
 /* Lists what the upstream offers (kinds per the flags) through c and registers what changed;
  * the server's clients hear one list_changed per list that did. */
-static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool prompts,
-                         bool resources)
+static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool prompts, bool resources)
 {
     json_t *caps = json_object_get(gw_conn_info(c), "capabilities");
     int tmo = u->cfg.start_timeout_s * 1000;
@@ -969,8 +949,7 @@ static bool scope_has(const char *scopes, const char *want)
     return false;
 }
 
-static bool gw_access(void *arg, const struct mcp_identity *who, const char *kind,
-                      const char *name)
+static bool gw_access(void *arg, const struct mcp_identity *who, const char *kind, const char *name)
 {
     struct gateway *gw = arg;
     if (!gw->auth)
@@ -1096,12 +1075,12 @@ static void *reaper_main(void *arg)
     struct gateway *gw = arg;
     pthread_mutex_lock(&gw->mu);
     while (!gw->stop) {
-        timed_wait(&gw->cv, &gw->mu, REAPER_TICK_MS);
+        cond_wait_ms(&gw->cv, &gw->mu, REAPER_TICK_MS);
         if (gw->stop)
             break;
         struct up *ups = gw->ups;
         pthread_mutex_unlock(&gw->mu);
-        long long now = now_ms();
+        long long now = clock_ms();
         for (struct up *u = ups; u != NULL; u = u->next) {
             if (u->removed)
                 continue;

@@ -1,18 +1,27 @@
-/* core/: capped buffers, base64 (url-safe and strict standard), HMAC-SHA256 test vectors,
- * constant-time equality, and the worker pool growing when its jobs block. */
+/* core/: capped buffers, the line framer, the clock, base64 (url-safe and strict standard),
+ * HMAC-SHA256 test vectors, constant-time equality, and the worker pool growing when its jobs
+ * block. */
+/* cmocka.h needs these first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/crypto.h"
+#include "core/lines.h"
 #include "core/pool.h"
 
 static void test_buf_cap(void **state)
@@ -73,8 +82,8 @@ static void test_b64_strict(void **state)
     free(d);
     assert_int_equal(b64_decode_strict("+/+/", 4, &d, &dl), 0);
     free(d);
-    static const char *const bad[] = {"SGVsbG8", "SGVs!!!bG8=", "SGVsbG8-", "SG=sbG8=",
-                                      "SGVsbG9=" /* stray bits */, "S==="};
+    static const char *const bad[] = {
+        "SGVsbG8", "SGVs!!!bG8=", "SGVsbG8-", "SG=sbG8=", "SGVsbG9=" /* stray bits */, "S==="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         if (b64_decode_strict(bad[i], strlen(bad[i]), &d, &dl) == 0)
             fail_msg("'%s' was accepted", bad[i]);
@@ -86,9 +95,10 @@ static void test_hmac_rfc4231(void **state)
     /* RFC 4231 test case 2. */
     unsigned char mac[32];
     assert_int_equal(crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), 0);
-    static const unsigned char want[32] = {
-        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
-        0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    static const unsigned char want[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                                           0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                                           0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                                           0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
     assert_memory_equal(mac, want, 32);
     assert_true(crypto_equal(mac, want, 32));
     unsigned char other[32];
@@ -123,6 +133,67 @@ static void quick_job(void *arg)
     atomic_fetch_add((atomic_int *)arg, 1);
 }
 
+/* ---- core/lines: the stdio framer, fed in every split ---- */
+
+struct got {
+    char out[512];
+    size_t n;
+    int too_long;
+};
+
+static void on_line(void *arg, const char *line, size_t len)
+{
+    struct got *g = arg;
+    if (line == NULL) {
+        g->too_long++;
+        return;
+    }
+    g->n += (size_t)snprintf(g->out + g->n, sizeof g->out - g->n, "[%.*s]", (int)len, line);
+}
+
+static void test_lines(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t max;
+        const char *want;
+        int too_long;
+    } cases[] = {
+        {"a\nbc\n", 16, "[a][bc]", 0},
+        {"a\r\nb\n\n\r\nc", 16, "[a][b]", 0}, /* CRLF, empty lines, an unfinished one */
+        {"0123456789\nok\n", 4, "[ok]", 1},   /* too long: reported once, skipped */
+        {"0123456789abcdef\n", 4, "", 1},
+        {"1234\n12345\n", 4, "[1234]", 1}, /* the cap is inclusive */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].in);
+        for (size_t split = 0; split <= n; split++) {
+            struct lines l;
+            struct got g = {.n = 0};
+            lines_init(&l, cases[i].max);
+            lines_feed(&l, cases[i].in, split, on_line, &g);
+            lines_feed(&l, cases[i].in + split, n - split, on_line, &g);
+            lines_free(&l);
+            assert_string_equal(g.n ? g.out : "", cases[i].want);
+            assert_int_equal(g.too_long, cases[i].too_long);
+        }
+    }
+}
+
+static void test_cond_wait_ms(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    long long t0 = clock_ms();
+    pthread_mutex_lock(&mu);
+    assert_int_equal(cond_wait_ms(&cv, &mu, 1050), ETIMEDOUT);
+    pthread_mutex_unlock(&mu);
+    long long dt = clock_ms() - t0;
+    assert_true(dt >= 1040 && dt < 5000);
+}
+
 static void test_pool_grows_when_blocked(void **state)
 {
     /* One worker; it blocks; queued quick jobs must still run. */
@@ -149,6 +220,8 @@ int main(void)
         cmocka_unit_test(test_b64_strict),
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_pool_grows_when_blocked),
+        cmocka_unit_test(test_lines),
+        cmocka_unit_test(test_cond_wait_ms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
