@@ -541,8 +541,9 @@ json_t *mcpc_param_headers(json_t *input_schema, json_t *arguments, char *why, s
             s = xstrdup(json_string_value(v));
         else if (json_is_integer(v))
             s = xasprintf("%lld", (long long)json_integer_value(v));
-        else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v) &&
-                 json_real_value(v) > -9007199254740992.0 && json_real_value(v) < 9007199254740992.0)
+        else if (json_is_real(v) && json_real_value(v) > -9007199254740992.0 &&
+                 json_real_value(v) < 9007199254740992.0 && /* in range before the cast */
+                 json_real_value(v) == (double)(long long)json_real_value(v))
             s = xasprintf("%lld", (long long)json_real_value(v)); /* 3.0 for an integer */
         else if (json_is_boolean(v))
             s = xstrdup(json_is_true(v) ? "true" : "false");

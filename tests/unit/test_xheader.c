@@ -199,6 +199,13 @@ static const struct hdr_case hdr_cases[] = {
               "\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}"),
      "{\"region\":\"eu\",\"t\":\"acme\",\"n\":3}",
      "[\"Mcp-Param-Region: eu\",\"Mcp-Param-tenant_ID: acme\",\"Mcp-Param-N: 3\"]"},
+    /* an integer property sent as a JSON real: 3.0 is 3; fractions and values beyond 2^53
+     * (which no long long holds exactly, or at all) give no header */
+    {P("\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}"), "{\"n\":3.0}",
+     "[\"Mcp-Param-N: 3\"]"},
+    {P("\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}"), "{\"n\":2.5}", "[]"},
+    {P("\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}"), "{\"n\":-9.2e55}", "[]"},
+    {P("\"n\":{\"type\":\"integer\",\"x-mcp-header\":\"N\"}"), "{\"n\":1e300}", "[]"},
     /* every token character, and a 64-character name */
     {P("\"s\":{\"type\":\"string\",\"x-mcp-header\":\"!#$%&'*+-.^_`|~09azAZ\"}"), "{\"s\":\"v\"}",
      "[\"Mcp-Param-!#$%&'*+-.^_`|~09azAZ: v\"]"},
