@@ -33,6 +33,8 @@ extern "C" {
 #define MCPGATE_ETIMEOUT -15
 #define MCPGATE_EINPUT_REQUIRED -16 /* return it from a handler when mcp_ctx_ask() returned it */
 #define MCPGATE_EUNSUPPORTED -17    /* the client lacks the capability a request needs */
+#define MCPGATE_EDEFERRED -20       /* a tool handler answers later: see mcp_ctx_finish() */
+#define MCPGATE_EWOULDBLOCK -21     /* an MCP_TOOL_NONBLOCKING handler must wait after all */
 
 const char *mcpgate_version(void);
 const char *mcpgate_strerror(int code);
@@ -76,7 +78,9 @@ typedef int (*mcp_tool_fn)(struct mcp_ctx *ctx, json_t *args, json_t **result /*
 /* Tool flags. */
 #define MCP_TOOL_NONBLOCKING 1u /* the handler never waits (no sleep, no I/O wait, no
                                    mcp_ctx_ask): it runs on the thread that received the
-                                   request, saving a hand-off to the worker pool */
+                                   request, saving a hand-off to the worker pool. It may
+                                   return MCPGATE_EWOULDBLOCK (before doing anything) to be
+                                   run again on the pool, where mcp_ctx_on_pool() is true */
 
 struct mcp_tool_def {
     const char *name;          /* 1-128 chars of [A-Za-z0-9_.-]; required */
@@ -222,6 +226,26 @@ bool mcp_ctx_cancelled(const struct mcp_ctx *ctx);
 void mcp_ctx_block(struct mcp_ctx *ctx, bool blocking);
 /* Sleeps up to ms milliseconds, returning early (MCPGATE_ECANCELLED) if cancelled. */
 int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms);
+/* True when the handler runs on a worker thread (it may wait), false when an
+ * MCP_TOOL_NONBLOCKING handler runs on the thread that received the request. */
+bool mcp_ctx_on_pool(const struct mcp_ctx *ctx);
+
+/* Answering later. A tool handler that hands its work to something else (another process, an
+ * event loop) returns MCPGATE_EDEFERRED without touching *result; whoever finishes the work
+ * calls mcp_ctx_finish() exactly once, from any thread, with what the handler would have
+ * returned (rc and result, stolen): the engine validates and sends it, and ctx is gone. Until
+ * then ctx stays valid (progress, logging and mcp_ctx_cancelled() work from any thread) and
+ * the session waits for it before it closes. mcp_ctx_finish() may run before the handler has
+ * returned MCPGATE_EDEFERRED. */
+void mcp_ctx_finish(struct mcp_ctx *ctx, int rc, json_t *result);
+/* For a deferred request: fn(arg) is called once if the client cancels the request or its
+ * connection or session ends before mcp_ctx_finish(); it runs on the engine's thread and may
+ * call mcp_ctx_finish() itself. mcp_ctx_finish() on another thread waits for a running fn.
+ * Returns MCPGATE_ECANCELLED (fn not kept) if the request is cancelled already. */
+int mcp_ctx_on_cancel(struct mcp_ctx *ctx, void (*fn)(void *arg), void *arg);
+/* For a deferred request that must now wait (ask the client, say): runs fn(ctx, arg) on the
+ * worker pool, where mcp_ctx_on_pool() is true; fn ends it with mcp_ctx_finish(). */
+void mcp_ctx_run(struct mcp_ctx *ctx, void (*fn)(struct mcp_ctx *ctx, void *arg), void *arg);
 
 /* The request's _meta.progressToken (a string or an integer; borrowed), or NULL when absent. */
 json_t *mcp_ctx_progress_token(const struct mcp_ctx *ctx);

@@ -23,6 +23,8 @@ const char *err_str(int code)
     case ERR_UNSUPPORTED: return "unsupported";
     case ERR_BADSTATE: return "wrong state";
     case ERR_USAGE: return "usage error";
+    case ERR_DEFERRED: return "answered later";
+    case ERR_WOULDBLOCK: return "would block";
     }
     return "unknown error";
 }

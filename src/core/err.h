@@ -23,6 +23,8 @@
 #define ERR_UNSUPPORTED -17  /* the peer or configuration does not support this */
 #define ERR_BADSTATE -18       /* called in the wrong state */
 #define ERR_USAGE -19        /* bad command-line or API usage */
+#define ERR_DEFERRED -20     /* a tool handler will answer later (mcp_ctx_finish) */
+#define ERR_WOULDBLOCK -21   /* a handler run inline must wait: run it on the worker pool */
 
 #define ERR_WARN_UNUSED __attribute__((warn_unused_result))
 

@@ -70,6 +70,8 @@ void ctx_free(struct mcp_ctx *ctx)
     json_decref(ctx->input_responses);
     json_decref(ctx->input_requests);
     json_decref(ctx->state);
+    json_decref(ctx->args);
+    tool_unref(ctx->tool);
     free((char *)ctx->identity.subject);
     free((char *)ctx->identity.username);
     free((char *)ctx->identity.client_id);
@@ -89,6 +91,34 @@ void mcp_ctx_block(struct mcp_ctx *ctx, bool blocking)
         pool_block_enter(pool);
     else
         pool_block_exit(pool);
+}
+
+bool mcp_ctx_on_pool(const struct mcp_ctx *ctx)
+{
+    return ctx->on_pool;
+}
+
+struct ctx_run {
+    struct mcp_ctx *ctx;
+    void (*fn)(struct mcp_ctx *ctx, void *arg);
+    void *arg;
+};
+
+static void ctx_run_job(void *p)
+{
+    struct ctx_run *r = p;
+    r->ctx->on_pool = true;
+    r->fn(r->ctx, r->arg);
+    free(r);
+}
+
+void mcp_ctx_run(struct mcp_ctx *ctx, void (*fn)(struct mcp_ctx *ctx, void *arg), void *arg)
+{
+    struct ctx_run *r = xmalloc(sizeof *r);
+    r->ctx = ctx;
+    r->fn = fn;
+    r->arg = arg;
+    pool_submit(server_pool(ctx->s->srv), ctx_run_job, r);
 }
 
 unsigned long long mcp_ctx_session_key(const struct mcp_ctx *ctx)

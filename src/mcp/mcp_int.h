@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "core/pool.h"
 #include "mcp/jsonrpc.h"
@@ -95,6 +96,8 @@ struct inflight {
     bool cancelled;
     bool is_listen;   /* a subscriptions/listen stream */
     json_t *listen_filter; /* what the listen asked for (honoured subset) */
+    void (*on_cancel)(void *arg); /* a deferred request's (mcp_ctx_on_cancel), called once */
+    void *on_cancel_arg;
     struct inflight *next;
 };
 
@@ -129,6 +132,10 @@ struct mcp_session {
     struct pending *pending;
     unsigned long long next_out_id;
     unsigned running_jobs;
+    /* the in-flight request whose on_cancel runs now (compared, never followed), and the
+     * thread running it: finishing that request elsewhere waits for it */
+    const struct inflight *cancelling;
+    pthread_t cancel_thread;
 
     unsigned long long key; /* unique in the process (mcp_ctx_session_key) */
 
@@ -163,6 +170,12 @@ struct mcp_ctx {
     json_t *input_requests;    /* object: key -> {method, params} asked this round */
     json_t *state;             /* the handler's own state */
     const char *missing_cap;   /* a capability mcp_ctx_ask found missing */
+
+    /* tools/call: what finishing needs, kept for mcp_ctx_finish() (methods.c) */
+    bool on_pool;              /* the handler runs on a worker thread */
+    struct tool *tool;         /* +1 while the call runs */
+    json_t *args;              /* +1 */
+    struct timespec t0;        /* when the call started (the audit's duration) */
 };
 
 /* server.c */

@@ -127,6 +127,7 @@ struct job {
     struct prompt *prompt;
     struct resource *res;
     struct rtemplate *tpl;
+    bool prepared; /* tools/call: arguments checked, ctx->args set */
 };
 
 static void job_free(struct job *j)
@@ -223,34 +224,20 @@ static void call_done(struct mcp_ctx *ctx, const char *tool, const char *outcome
     srv->call_hook(srv->call_hook_arg, mcp_ctx_identity(ctx), tool, outcome, secs);
 }
 
-static void run_tool(struct job *j)
+/* The end of a tools/call, on whichever thread finishes it: checks the result against the
+ * tool's outputSchema, tells the call hook, answers, drops what the call kept and lets the
+ * session close. */
+static void tool_end(struct mcp_ctx *ctx, int r, json_t *result)
 {
-    struct mcp_ctx *ctx = j->ctx;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct tool *t = j->tool;
-    json_t *args = json_object_get(j->params, "arguments");
-    json_t *own_args = NULL;
-    json_t *result = NULL;
+    struct mcp_session *s = ctx->s;
+    struct tool *t = ctx->tool;
+    json_t *args = ctx->args; /* handler_failed seals it into MRTR state */
+    struct timespec t0 = ctx->t0;
+    ctx->tool = NULL;
+    ctx->args = NULL;
     struct jschema_error verr;
-
-    if (args == NULL || json_is_null(args))
-        args = own_args = json_object();
-    if (!mrtr_restore(ctx, j->params, t->name, args))
-        goto out;
-    /* Invalid arguments are a tool execution error the model can read and correct (SEP-1303). */
-    if (jschema_validate(t->in_schema, NULL, args, &verr) != 0) {
-        log_debug("tools/call %s: arguments rejected at '%s': %s", t->name, verr.path,
-                  verr.message);
-        call_done(ctx, t->name, "tool_error", &t0);
-        session_finish(ctx,
-                       mcp_result_error("Invalid arguments for tool '%s': at '%s': %s (%s)",
-                                        t->name, verr.path[0] ? verr.path : "/", verr.message,
-                                        verr.keyword),
-                       NULL);
-        goto out;
-    }
-    int r = t->fn(ctx, args, &result, t->udata);
+    if (r == ERR_WOULDBLOCK)
+        r = ERR_INTERNAL; /* only an inline handler may ask for the pool */
     if (r != 0) {
         json_decref(result);
         result = NULL;
@@ -300,7 +287,70 @@ static void run_tool(struct job *j)
     result = NULL;
 out:
     json_decref(result);
-    json_decref(own_args);
+    json_decref(args);
+    tool_unref(t);
+    session_job_end(s);
+}
+
+void mcp_ctx_finish(struct mcp_ctx *ctx, int rc, json_t *result)
+{
+    if (ctx->tool == NULL) {
+        log_error("mcp_ctx_finish: not a deferred tools/call; ignored");
+        json_decref(result);
+        return;
+    }
+    tool_end(ctx, rc, result);
+}
+
+/* Runs a tools/call: arguments checked (once), the handler, then tool_end unless the handler
+ * deferred its answer. Returns false, having answered nothing, when a handler run inline asked
+ * for the pool (MCPGATE_EWOULDBLOCK). */
+static bool run_tool(struct job *j)
+{
+    struct mcp_ctx *ctx = j->ctx;
+    struct tool *t = j->tool;
+    if (!j->prepared) {
+        clock_gettime(CLOCK_MONOTONIC, &ctx->t0);
+        json_t *args = json_object_get(j->params, "arguments");
+        args = args == NULL || json_is_null(args) ? json_object() : json_incref(args);
+        if (!mrtr_restore(ctx, j->params, t->name, args)) {
+            json_decref(args);
+            return true;
+        }
+        /* Invalid arguments are a tool execution error the model can read and correct
+         * (SEP-1303). */
+        struct jschema_error verr;
+        if (jschema_validate(t->in_schema, NULL, args, &verr) != 0) {
+            log_debug("tools/call %s: arguments rejected at '%s': %s", t->name, verr.path,
+                      verr.message);
+            call_done(ctx, t->name, "tool_error", &ctx->t0);
+            session_finish(ctx,
+                           mcp_result_error("Invalid arguments for tool '%s': at '%s': %s (%s)",
+                                            t->name, verr.path[0] ? verr.path : "/",
+                                            verr.message, verr.keyword),
+                           NULL);
+            json_decref(args);
+            return true;
+        }
+        ctx->args = args;
+        j->prepared = true;
+    }
+    reg_ref(&t->refs);
+    ctx->tool = t;
+    session_job_begin(ctx->s); /* ended by tool_end, on whichever thread */
+    json_t *result = NULL;
+    int r = t->fn(ctx, ctx->args, &result, t->udata);
+    if (r == ERR_DEFERRED)
+        return true; /* ctx may be gone already */
+    if (r == ERR_WOULDBLOCK && !ctx->on_pool) {
+        json_decref(result);
+        ctx->tool = NULL;
+        tool_unref(t);
+        session_job_end(ctx->s);
+        return false;
+    }
+    tool_end(ctx, r, result);
+    return true;
 }
 
 static void run_prompt(struct job *j)
@@ -402,6 +452,7 @@ static void job_run(void *arg)
 {
     struct job *j = arg;
     struct mcp_session *s = j->ctx->s;
+    j->ctx->on_pool = true;
     switch (j->kind) {
     case JOB_TOOL: run_tool(j); break;
     case JOB_PROMPT: run_prompt(j); break;
@@ -466,11 +517,16 @@ static void m_tools_call(struct mcp_ctx *ctx, json_t *params)
     j->ctx = ctx;
     j->tool = t;
     if (t->flags & MCP_TOOL_NONBLOCKING) {
-        /* Never waits: run it here and answer before returning. */
+        /* Never waits: run it here, saving the hand-off to a worker; to the pool after all
+         * when the handler says it must wait. */
         j->params = json_incref(params);
         session_track(ctx);
-        run_tool(j);
-        job_free(j);
+        if (run_tool(j)) {
+            job_free(j);
+            return;
+        }
+        session_job_begin(ctx->s);
+        pool_submit(server_pool(ctx->s->srv), job_run, j);
         return;
     }
     submit(j, params);

@@ -123,10 +123,13 @@ static struct inflight *inflight_add(struct mcp_session *s, json_t *id, void *st
     return f;
 }
 
-/* Unlinks f; returns whether it had been cancelled. Frees f. */
+/* Unlinks f; returns whether it had been cancelled. Frees f. Waits while another thread runs
+ * f's on_cancel hook (the hook's own thread may finish f). */
 static bool inflight_remove(struct mcp_session *s, struct inflight *f)
 {
     pthread_mutex_lock(&s->mu);
+    while (s->cancelling == f && !pthread_equal(s->cancel_thread, pthread_self()))
+        pthread_cond_wait(&s->cv, &s->mu);
     for (struct inflight **pp = &s->inflight; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == f) {
             *pp = f->next;
@@ -269,6 +272,48 @@ static void deliver_response(struct mcp_session *s, json_t *msg, json_t *id)
     free(key);
 }
 
+/* Calls the on_cancel hook of each cancelled deferred request, once each, outside the lock;
+ * one hook at a time per session. */
+static void fire_cancels(struct mcp_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->cancelling != NULL)
+            pthread_cond_wait(&s->cv, &s->mu);
+        struct inflight *f = s->inflight;
+        while (f != NULL && !(f->cancelled && f->on_cancel != NULL))
+            f = f->next;
+        if (f == NULL)
+            break;
+        void (*fn)(void *) = f->on_cancel;
+        void *arg = f->on_cancel_arg;
+        f->on_cancel = NULL;
+        s->cancelling = f;
+        s->cancel_thread = pthread_self();
+        pthread_mutex_unlock(&s->mu);
+        fn(arg); /* may finish f: f is not touched after this */
+        pthread_mutex_lock(&s->mu);
+        s->cancelling = NULL;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+int mcp_ctx_on_cancel(struct mcp_ctx *ctx, void (*fn)(void *arg), void *arg)
+{
+    struct mcp_session *s = ctx->s;
+    int r = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->closed || (ctx->req != NULL && ctx->req->cancelled)) {
+        r = ERR_CANCELLED;
+    } else if (ctx->req != NULL) {
+        ctx->req->on_cancel = fn;
+        ctx->req->on_cancel_arg = arg;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 /* ---- notifications from the client ---- */
 
 /* A cancelled listen has no job that would remove it: unlink and free those here. */
@@ -311,6 +356,7 @@ static void cancel_request(struct mcp_session *s, json_t *params)
     }
     pthread_mutex_unlock(&s->mu);
     reap_listens(s);
+    fire_cancels(s);
     free(key);
 }
 
@@ -618,6 +664,7 @@ void mcp_session_stream_closed(struct mcp_session *s, void *stream)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     reap_listens(s);
+    fire_cancels(s);
 }
 
 /* Jobs call these around their work so that close can wait for them. */
@@ -660,6 +707,9 @@ void mcp_session_close(struct mcp_session *s)
         f->cancelled = true;
     s->closed = true;
     pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    fire_cancels(s); /* deferred requests end now rather than when their work does */
+    pthread_mutex_lock(&s->mu);
     while (s->running_jobs > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     bool was_session = s->state != SESSION_NEW;

@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -610,6 +612,226 @@ static void test_mrtr_integrity(void **state)
     free(st);
 }
 
+/* ---- answering later (MCPGATE_EDEFERRED, mcp_ctx_finish, mcp_ctx_on_cancel, mcp_ctx_run) ---- */
+
+struct later {
+    atomic_int cancels;   /* on_cancel calls */
+    atomic_int runs;      /* handler calls */
+    atomic_int pool_runs; /* of which on the pool */
+};
+
+static void *finish_soon(void *arg)
+{
+    struct mcp_ctx *ctx = arg;
+    usleep(20000);
+    mcp_ctx_finish(ctx, 0, mcp_result_text("done later"));
+    return NULL;
+}
+
+/* Defers; another thread answers 20 ms later. */
+static int tool_later(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)args, (void)result;
+    struct later *l = udata;
+    atomic_fetch_add(&l->runs, 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, finish_soon, ctx), 0);
+    pthread_detach(t);
+    return MCPGATE_EDEFERRED;
+}
+
+/* Defers and answers before it has even returned. */
+static int tool_at_once(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)result, (void)udata;
+    mcp_ctx_finish(ctx, 0, mcp_result_text(json_string_value(json_object_get(args, "text"))));
+    return MCPGATE_EDEFERRED;
+}
+
+static void on_cancel_finish(void *arg)
+{
+    void **pair = arg;
+    struct later *l = pair[1];
+    atomic_fetch_add(&l->cancels, 1);
+    mcp_ctx_finish(pair[0], MCPGATE_ECANCELLED, NULL);
+    free(pair);
+}
+
+/* Defers and never answers: only cancellation ends it. */
+static int tool_forever(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)args, (void)result;
+    void **pair = malloc(2 * sizeof *pair);
+    pair[0] = ctx;
+    pair[1] = udata;
+    if (mcp_ctx_on_cancel(ctx, on_cancel_finish, pair) != 0) {
+        free(pair);
+        return MCPGATE_ECANCELLED;
+    }
+    return MCPGATE_EDEFERRED;
+}
+
+/* Inline, it asks for the pool; on the pool, it answers where it ran. */
+static int tool_picky(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)args;
+    struct later *l = udata;
+    atomic_fetch_add(&l->runs, 1);
+    if (!mcp_ctx_on_pool(ctx))
+        return MCPGATE_EWOULDBLOCK;
+    atomic_fetch_add(&l->pool_runs, 1);
+    *result = mcp_result_text("on the pool");
+    return 0;
+}
+
+static void continue_on_pool(struct mcp_ctx *ctx, void *arg)
+{
+    (void)arg;
+    mcp_ctx_finish(ctx, 0,
+                   mcp_result_text(mcp_ctx_on_pool(ctx) ? "continued on the pool" : "inline"));
+}
+
+/* Defers, then continues on the pool. */
+static int tool_continues(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)args, (void)result, (void)udata;
+    mcp_ctx_run(ctx, continue_on_pool, NULL);
+    return MCPGATE_EDEFERRED;
+}
+
+/* Declares an outputSchema, answers later without structuredContent: the engine's checks run
+ * on the finishing thread too. */
+static int tool_bad_later(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    (void)args, (void)result, (void)udata;
+    mcp_ctx_finish(ctx, 0, mcp_result_text("no structure"));
+    return MCPGATE_EDEFERRED;
+}
+
+static void add_later_tools(struct fixture *f, struct later *l)
+{
+    const char *text = "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
+                       "\"required\":[\"text\"]}";
+    struct mcp_tool_def defs[] = {
+        {.name = "later", .handler = tool_later, .udata = l, .flags = MCP_TOOL_NONBLOCKING},
+        {.name = "later_pool", .handler = tool_later, .udata = l},
+        {.name = "at_once", .input_schema = text, .handler = tool_at_once,
+         .flags = MCP_TOOL_NONBLOCKING},
+        {.name = "forever", .handler = tool_forever, .udata = l, .flags = MCP_TOOL_NONBLOCKING},
+        {.name = "picky", .handler = tool_picky, .udata = l, .flags = MCP_TOOL_NONBLOCKING},
+        {.name = "continues", .handler = tool_continues, .flags = MCP_TOOL_NONBLOCKING},
+        {.name = "bad_later", .output_schema = "{\"type\":\"object\"}", .handler = tool_bad_later,
+         .flags = MCP_TOOL_NONBLOCKING},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof *defs; i++)
+        assert_int_equal(mcp_tool_add(f->srv, &defs[i]), 0);
+}
+
+static const char *text_of(json_t *m)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(result(m), "content"), 0), "text"));
+}
+
+static bool answered(struct fixture *f, json_int_t id)
+{
+    bool found = false;
+    pthread_mutex_lock(&f->cap.mu);
+    size_t k;
+    json_t *x;
+    json_array_foreach(f->cap.msgs, k, x) {
+        json_t *mid = json_object_get(x, "id");
+        if (json_is_integer(mid) && json_integer_value(mid) == id &&
+            json_object_get(x, "method") == NULL)
+            found = true;
+    }
+    pthread_mutex_unlock(&f->cap.mu);
+    return found;
+}
+
+static void test_deferred(void **state)
+{
+    struct fixture *f = *state;
+    struct later l = {0};
+    add_later_tools(f, &l);
+    initialize(f, "2025-11-25", "{}");
+    static const struct {
+        const char *tool, *args, *want;
+    } cases[] = {
+        {"later", "{}", "done later"},       /* inline, answered by another thread */
+        {"later_pool", "{}", "done later"},  /* the same from a worker */
+        {"at_once", "{\"text\":\"quick\"}", "quick"}, /* answered before the handler returned */
+        {"picky", "{}", "on the pool"},      /* inline first, then again on the pool */
+        {"continues", "{}", "continued on the pool"},
+    };
+    json_int_t id = 10;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++, id++) {
+        feedf(f,
+              "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":{\"name\":"
+              "\"%s\",\"arguments\":%s}}",
+              (long long)id, cases[i].tool, cases[i].args);
+        json_t *m = answer(f, id);
+        if (strcmp(text_of(m), cases[i].want) != 0)
+            fail_msg("%s: got '%s'", cases[i].tool, text_of(m));
+        json_decref(m);
+    }
+    assert_int_equal(atomic_load(&l.pool_runs), 1);
+    /* arguments are checked before the handler, inline: it never runs on invalid ones */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":20,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"at_once\",\"arguments\":{}}}");
+    json_t *m = answer(f, 20);
+    assert_true(json_is_true(json_object_get(result(m), "isError")));
+    json_decref(m);
+    /* the outputSchema check runs on the finishing thread */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":21,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"bad_later\"}}");
+    m = answer(f, 21);
+    assert_int_equal(error_code(m), JSONRPC_INTERNAL_ERROR);
+    assert_non_null(strstr(error_message(m), "declares an outputSchema"));
+    json_decref(m);
+    /* many at once, answered from their own threads in any order */
+    for (id = 100; id < 164; id++)
+        feedf(f,
+              "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":{\"name\":"
+              "\"later\"}}",
+              (long long)id);
+    for (id = 100; id < 164; id++) {
+        m = answer(f, id);
+        assert_string_equal(text_of(m), "done later");
+        json_decref(m);
+    }
+}
+
+static void test_deferred_cancel(void **state)
+{
+    struct fixture *f = *state;
+    struct later l = {0};
+    add_later_tools(f, &l);
+    initialize(f, "2025-11-25", "{}");
+    /* notifications/cancelled reaches the handler's hook, which ends the call: no answer */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"forever\"}}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+            "\"requestId\":30}}");
+    assert_int_equal(atomic_load(&l.cancels), 1);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":31,\"method\":\"ping\"}");
+    json_t *m = answer(f, 31);
+    json_decref(m);
+    assert_false(answered(f, 30));
+    pthread_mutex_lock(&f->s->mu);
+    assert_int_equal(f->s->running_jobs, 0);
+    pthread_mutex_unlock(&f->s->mu);
+    /* a deferred call still running when the session closes is cancelled, and close does not
+     * wait for an answer that would never come (teardown closes) */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":32,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"forever\"}}");
+    mcp_session_close(f->s);
+    assert_int_equal(atomic_load(&l.cancels), 2);
+    assert_false(answered(f, 32));
+    struct mcp_session_io io = {.send = capture_send, .arg = &f->cap};
+    f->s = mcp_session_new(f->srv, &io); /* for teardown */
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -626,6 +848,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_modern_basics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mrtr_integrity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
