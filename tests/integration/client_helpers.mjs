@@ -83,6 +83,8 @@ export function runCli(args, { env = {}, input, timeout = 60000 } = {}) {
       clearTimeout(timer);
       resolve({ code: code ?? signal, stdout, stderr, ms: Date.now() - t0 });
     });
+    // a command that exits before reading its input (EPIPE) is not the test's failure
+    proc.stdin.on('error', () => {});
     proc.stdin.end(input ?? '');
   });
 }
