@@ -1,9 +1,11 @@
 /* Upstream connections (see conn.h). A stdio child has two threads of its own: one reads its
  * stdout (responses wake their callers; notifications and questions are routed), one logs its
  * stderr. An HTTP upstream is an mcpc, whose thread does the same through callbacks. Callers
- * (server worker threads) wait on the connection's condition variable and do the work their
- * call's inbox collects (progress, log messages, questions) on their own thread, so a slow
- * answer from the user never blocks the reader. */
+ * of ordinary calls (server worker threads) wait on their call's condition variable and do the
+ * work their call's inbox collects (progress, log messages, questions) on their own thread, so
+ * a slow answer from the user never blocks the reader. Asynchronous calls have no waiter: the
+ * reader passes progress and log messages to their callbacks and ends them with the response;
+ * a question turns one into an ordinary call (its owner then waits on a worker). */
 #include "gateway/conn.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +49,11 @@ struct gw_call {
     json_t *inbox;   /* messages for the caller: notifications and questions */
     uint64_t handle; /* mcpc's (HTTP) */
     int pins;        /* the reader signals outside the lock: end waits for it (c->mu) */
+    /* asynchronous calls: callbacks instead of a waiter */
+    const struct gw_call_async *acb; /* NULL once synchronous (or always) */
+    void *aarg;
+    bool fired;         /* acb->done was called or is about to be: nothing else is delivered */
+    long long deadline; /* when it times out (gw_conn_expire), 0 for never */
     struct gw_call *next;
 };
 #define call gw_call
@@ -55,7 +63,8 @@ struct gw_conn {
     bool http;
     /* stdio */
     pid_t pid;
-    int in_fd, out_fd, err_fd;
+    int in_fd, out_fd, err_fd; /* in_fd: under wmu once running (closed by gw_conn_free) */
+    int pipe_cap;              /* the capacity of the pipe to its stdin (F_GETPIPE_SZ) */
     pthread_t reader, errlog;
     bool threads;
     pthread_mutex_t wmu;
@@ -86,10 +95,10 @@ static int write_line(struct gw_conn *c, json_t *msg)
     s = xrealloc(s, n + 2);
     s[n++] = '\n';
     s[n] = '\0';
-    int r = 0;
     pthread_mutex_lock(&c->wmu);
+    int r = c->in_fd >= 0 ? 0 : ERR_IO;
     const char *p = s;
-    while (n > 0) {
+    while (r == 0 && n > 0) {
         ssize_t w = write(c->in_fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
@@ -166,6 +175,62 @@ static void refuse(struct gw_conn *c, json_t *id, int code, const char *why)
         log_debug("[%s] cannot answer the server", c->name);
 }
 
+/* Ends an asynchronous call with its callback: marks it fired, waits until nothing is being
+ * passed on to it, then calls done outside the lock. mu held; returns with it released. */
+static void fire(struct gw_conn *c, struct call *k, json_t *resp /* stolen */, int r,
+                 const char *why)
+{
+    k->fired = true;
+    while (k->pins > 0)
+        pthread_cond_wait(&c->cv, &c->mu);
+    const struct gw_call_async *cb = k->acb;
+    pthread_mutex_unlock(&c->mu);
+    cb->done(k->aarg, k, resp, r, why);
+}
+
+/* The response to call k (NULL when none matches): wakes its waiter or, for an asynchronous
+ * call, ends it. mu held; returns with it released. */
+static void deliver(struct gw_conn *c, struct call *k, json_t *resp)
+{
+    if (k == NULL || k->done || k->fired) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    k->done = true;
+    if (k->acb != NULL) {
+        fire(c, k, json_incref(resp), 0, NULL);
+        return;
+    }
+    k->resp = json_incref(resp);
+    /* wake it after unlocking, so it does not wake into a held mutex; the pin keeps the call
+     * alive until then */
+    k->pins++;
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_lock(&c->mu);
+    if (--k->pins == 0)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A notification for an asynchronous call, passed to its callback outside the lock; the pin
+ * keeps the call from ending meanwhile. mu held; returns with it released. */
+static void pass_on(struct gw_conn *c, struct call *k, void (*fn)(void *arg, json_t *params),
+                    json_t *params)
+{
+    if (k->fired || fn == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    k->pins++;
+    pthread_mutex_unlock(&c->mu);
+    fn(k->aarg, params);
+    pthread_mutex_lock(&c->mu);
+    if (--k->pins == 0)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void route(struct gw_conn *c, json_t *msg, uint64_t related)
 {
     enum jsonrpc_kind kind;
@@ -178,20 +243,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
     const char *method = json_string_value(json_object_get(msg, "method"));
     pthread_mutex_lock(&c->mu);
     if (kind == JSONRPC_RESPONSE) {
-        struct call *k = call_by_id(c, id);
-        if (k != NULL && !k->done) {
-            k->resp = json_incref(msg);
-            k->done = true;
-            /* wake it after unlocking, so it does not wake into a held mutex; the pin keeps
-             * the call alive until then */
-            k->pins++;
-            pthread_mutex_unlock(&c->mu);
-            pthread_cond_signal(&k->cv);
-            pthread_mutex_lock(&c->mu);
-            if (--k->pins == 0)
-                pthread_cond_broadcast(&c->cv);
-        }
-        pthread_mutex_unlock(&c->mu);
+        deliver(c, call_by_id(c, id), msg);
         return;
     }
     if (kind == JSONRPC_REQUEST) {
@@ -210,7 +262,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         } else {
             k = call_for_question(c);
         }
-        if (k == NULL || !k->asks) {
+        if (k == NULL || !k->asks || k->fired) {
             pthread_mutex_unlock(&c->mu);
             refuse(c, id, JSONRPC_METHOD_NOT_FOUND,
                    "mcpgate cannot tell which client to ask (no call in flight, or calls of "
@@ -218,6 +270,15 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
             return;
         }
         json_array_append(k->inbox, msg);
+        if (k->acb != NULL) {
+            /* asking the client may wait: the call's owner takes it from here, waiting
+             * (gw_call_wait finds the question in the inbox) */
+            const struct gw_call_async *cb = k->acb;
+            k->acb = NULL;
+            pthread_mutex_unlock(&c->mu);
+            cb->asked(k->aarg, k);
+            return;
+        }
         pthread_cond_signal(&k->cv);
         pthread_mutex_unlock(&c->mu);
         return;
@@ -226,6 +287,10 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
     json_t *params = json_object_get(msg, "params");
     if (strcmp(method, "notifications/progress") == 0) {
         struct call *k = call_by_token(c, json_object_get(params, "progressToken"));
+        if (k != NULL && k->acb != NULL) {
+            pass_on(c, k, k->acb->progress, params);
+            return;
+        }
         if (k != NULL && json_array_size(k->inbox) < 1000) {
             json_array_append(k->inbox, msg);
             pthread_cond_signal(&k->cv);
@@ -235,6 +300,10 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
     }
     if (strcmp(method, "notifications/message") == 0) {
         struct call *k = call_for_question(c);
+        if (k != NULL && k->acb != NULL) {
+            pass_on(c, k, k->acb->log, params);
+            return;
+        }
         if (k != NULL && k->asks && json_array_size(k->inbox) < 1000) {
             json_array_append(k->inbox, msg);
             pthread_cond_signal(&k->cv);
@@ -251,6 +320,32 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         c->ev.on_notification(c->ev.arg, msg);
 }
 
+/* Ends the asynchronous calls that are due: all of them once the connection is dead (ERR_IO),
+ * else those past their deadline at now (ERR_TIMEOUT). */
+static void end_async(struct gw_conn *c, long long now)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        struct call *k = c->calls;
+        while (k != NULL && !(k->acb != NULL && !k->fired &&
+                              (c->dead || (now > 0 && k->deadline > 0 && now >= k->deadline))))
+            k = k->next;
+        if (k == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            return;
+        }
+        if (c->dead)
+            fire(c, k, NULL, ERR_IO, c->dead_why);
+        else
+            fire(c, k, NULL, ERR_TIMEOUT, "the server did not answer in time");
+    }
+}
+
+void gw_conn_expire(struct gw_conn *c, long long now)
+{
+    end_async(c, now);
+}
+
 static void mark_dead(struct gw_conn *c, const char *why)
 {
     pthread_mutex_lock(&c->mu);
@@ -264,6 +359,7 @@ static void mark_dead(struct gw_conn *c, const char *why)
     bool tell = !was && !c->exit_told;
     c->exit_told = true;
     pthread_mutex_unlock(&c->mu);
+    end_async(c, 0);
     if (tell && c->ev.on_exit != NULL)
         c->ev.on_exit(c->ev.arg, why);
 }
@@ -393,19 +489,20 @@ static void on_http_done(void *arg, json_t *resp)
     struct http_reply *hr = arg;
     struct gw_conn *c = hr->c;
     pthread_mutex_lock(&c->mu);
-    for (struct call *k = c->calls; k != NULL; k = k->next) {
-        if (k == hr->k && !k->done) {
-            k->resp = json_incref(resp);
-            k->done = true;
-            pthread_cond_signal(&k->cv);
-        }
-    }
-    pthread_mutex_unlock(&c->mu);
+    struct call *k = c->calls;
+    while (k != NULL && k != hr->k)
+        k = k->next;
     free(hr);
+    if (resp == NULL && k != NULL && k->acb != NULL && !k->fired) {
+        fire(c, k, NULL, ERR_IO, "the request failed");
+        return;
+    }
+    deliver(c, k, resp);
 }
 
-int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress, bool asks,
-                  const char *owner, struct gw_call **out, char *why, size_t whylen)
+/* A new call, linked (the connection counts it busy); NULL when the connection is dead. */
+static struct call *call_open(struct gw_conn *c, bool progress, bool asks, const char *owner,
+                              char *why, size_t whylen)
 {
     struct call *k = xcalloc(1, sizeof *k);
     k->c = c;
@@ -413,7 +510,6 @@ int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool pr
     k->asks = asks;
     snprintf(k->owner, sizeof k->owner, "%s", owner != NULL ? owner : "");
     pthread_cond_init(&k->cv, NULL);
-    *out = NULL;
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
         reason_set(why, whylen, "%s", c->dead_why);
@@ -421,12 +517,25 @@ int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool pr
         pthread_cond_destroy(&k->cv);
         json_decref(k->inbox);
         free(k);
-        json_decref(params);
-        return ERR_IO;
+        return NULL;
     }
     k->id = ++c->next_id;
-    if (progress) {
+    if (progress)
         snprintf(k->ptoken, sizeof k->ptoken, "gw-%lld", (long long)k->id);
+    k->next = c->calls;
+    c->calls = k;
+    k->linked = true;
+    c->busy++;
+    pthread_mutex_unlock(&c->mu);
+    return k;
+}
+
+/* Sends the call's request: method with params (stolen), our progress token added. */
+static int call_send(struct call *k, const char *method, json_t *params, char *why,
+                     size_t whylen)
+{
+    struct gw_conn *c = k->c;
+    if (k->ptoken[0] != '\0') {
         if (params == NULL)
             params = json_object();
         json_t *meta = json_object_get(params, "_meta");
@@ -436,11 +545,6 @@ int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool pr
         }
         json_object_set_new(meta, "progressToken", json_string(k->ptoken));
     }
-    k->next = c->calls;
-    c->calls = k;
-    k->linked = true;
-    c->busy++;
-    pthread_mutex_unlock(&c->mu);
     int r = 0;
     if (c->http) {
         struct http_reply *hr = xcalloc(1, sizeof *hr);
@@ -465,8 +569,93 @@ int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool pr
         }
         json_decref(msg);
     }
-    *out = k;
     return r;
+}
+
+int gw_call_start(struct gw_conn *c, const char *method, json_t *params, bool progress, bool asks,
+                  const char *owner, struct gw_call **out, char *why, size_t whylen)
+{
+    *out = call_open(c, progress, asks, owner, why, whylen);
+    if (*out == NULL) {
+        json_decref(params);
+        return ERR_IO;
+    }
+    return call_send(*out, method, params, why, whylen);
+}
+
+struct gw_call *gw_call_open_async(struct gw_conn *c, bool progress, const char *owner,
+                                   long long deadline_ms, const struct gw_call_async *cb,
+                                   void *arg, char *why, size_t whylen)
+{
+    struct call *k = call_open(c, progress, true, owner, why, whylen);
+    if (k == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    k->acb = cb;
+    k->aarg = arg;
+    k->deadline = deadline_ms;
+    k->pins = 1; /* the opener's, until gw_call_unpin: done waits for it */
+    pthread_mutex_unlock(&c->mu);
+    return k;
+}
+
+int gw_call_send(struct gw_call *k, const char *method, json_t *params, char *why, size_t whylen)
+{
+    return call_send(k, method, params, why, whylen);
+}
+
+void gw_call_unpin(struct gw_call *k, int r, const char *why)
+{
+    struct gw_conn *c = k->c;
+    pthread_mutex_lock(&c->mu);
+    k->pins--;
+    if (r != 0 && k->acb != NULL && !k->fired && !k->done) {
+        fire(c, k, NULL, r, why);
+        return;
+    }
+    if (k->pins == 0)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool gw_call_fire(struct gw_call *k, int r, const char *why)
+{
+    struct gw_conn *c = k->c;
+    pthread_mutex_lock(&c->mu);
+    if (k->acb == NULL || k->fired || k->done) {
+        pthread_mutex_unlock(&c->mu);
+        return false;
+    }
+    fire(c, k, NULL, r, why);
+    return true;
+}
+
+bool gw_conn_room(struct gw_conn *c, size_t n)
+{
+    if (c->http)
+        return true;
+    int unread = 0;
+    pthread_mutex_lock(&c->wmu);
+    bool room = c->in_fd >= 0 && c->pipe_cap > 0 && ioctl(c->in_fd, FIONREAD, &unread) == 0 &&
+                (size_t)c->pipe_cap > (size_t)unread + n;
+    pthread_mutex_unlock(&c->wmu);
+    return room;
+}
+
+void gw_conn_hold(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->busy++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void gw_conn_release(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (--c->busy == 0)
+        c->idle_since = clock_ms();
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 int gw_call_wait(struct gw_call *k, long long deadline_ms, const struct gw_call_hooks *hooks,
@@ -753,6 +942,7 @@ int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
     close(errp[1]);
     in[0] = outp[1] = errp[1] = -1;
     c->in_fd = in[1];
+    c->pipe_cap = fcntl(in[1], F_GETPIPE_SZ);
     c->out_fd = outp[0];
     c->err_fd = errp[0];
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0 ||
@@ -912,10 +1102,12 @@ void gw_conn_free(struct gw_conn *c)
         mcpc_free(c->mc);
         mark_dead(c, "the gateway is stopping it");
     } else {
+        pthread_mutex_lock(&c->wmu);
         if (c->in_fd >= 0) {
             close(c->in_fd); /* the MCP way to ask a stdio server to stop */
             c->in_fd = -1;
         }
+        pthread_mutex_unlock(&c->wmu);
         pid_t pid = c->pid;
         if (pid > 0 && !wait_exit(pid, 2000)) {
             kill(-pid, SIGTERM);

@@ -1,8 +1,9 @@
 /* One connection to an upstream MCP server, whatever carries it: a stdio child process
  * (spawned with posix_spawn in its own process group, newline-delimited JSON-RPC on its pipes,
  * its stderr logged line by line under the upstream's name) or a remote HTTP server (through
- * the client transport, mcpc). Calls are blocking and made from the server's worker threads:
- * several at once, each with its own upstream id, its own progress token, and the server's
+ * the client transport, mcpc). Calls are made from the server's worker threads, which wait
+ * (gw_call_wait), or asynchronously (gw_call_open_async, answered through callbacks): several
+ * at once, each with its own upstream id, its own progress token, and the server's
  * questions (elicitation, sampling, roots) routed back to the call they belong to. */
 #ifndef MCPGATE_GATEWAY_CONN_H
 #define MCPGATE_GATEWAY_CONN_H
@@ -69,6 +70,45 @@ int gw_call_reply(struct gw_call *k, json_t *question, json_t *result, int code,
 /* Forgets the call; cancel: tell the server (notifications/cancelled) if it is still running. */
 void gw_call_end(struct gw_call *k, bool cancel, const char *why);
 struct gw_conn *gw_call_conn(struct gw_call *k);
+
+/* Asynchronous calls: nobody waits; the connection's thread calls back. */
+struct gw_call_async {
+    /* The end, called once: the response (resp, stolen: {"result"} or {"error"}) with r 0,
+     * or r ERR_IO (the connection ended), ERR_TIMEOUT (gw_conn_expire) or whatever
+     * gw_call_fire was given, with why. It runs on the connection's thread or on the thread
+     * that fired, never while a progress or log callback of the call runs, and must end the
+     * call (gw_call_end). */
+    void (*done)(void *arg, struct gw_call *k, json_t *resp, int r, const char *why);
+    /* Progress and log notifications of the call (params borrowed), on the connection's
+     * thread. */
+    void (*progress)(void *arg, json_t *params);
+    void (*log)(void *arg, json_t *params);
+    /* The server asks a question: the call is an ordinary one from now on (gw_call_wait
+     * returns the question). Called once, on the connection's thread: must not wait. */
+    void (*asked)(void *arg, struct gw_call *k);
+};
+/* Opens an asynchronous call (cb and arg borrowed until done); NULL when the connection is
+ * dead (why says so). The call is pinned until gw_call_unpin: done waits for that, so the
+ * opener may set up what done needs between opening and sending. deadline_ms 0: none. */
+struct gw_call *gw_call_open_async(struct gw_conn *c, bool progress, const char *owner,
+                                   long long deadline_ms, const struct gw_call_async *cb,
+                                   void *arg, char *why, size_t whylen);
+/* Sends the request of an open call: method with params (stolen). */
+int gw_call_send(struct gw_call *k, const char *method, json_t *params, char *why,
+                 size_t whylen) ERR_WARN_UNUSED;
+/* Drops the opener's pin; r != 0 (sending failed, say) ends the call with r and why, through
+ * done on this thread, unless it has ended. The opener must not use k afterwards. */
+void gw_call_unpin(struct gw_call *k, int r, const char *why);
+/* Ends an asynchronous call now with r and why (through done, on this thread) unless it has
+ * ended or become synchronous; returns whether it did. Not while holding the pin. */
+bool gw_call_fire(struct gw_call *k, int r, const char *why);
+/* Ends the asynchronous calls whose deadline is past at now (ERR_TIMEOUT). */
+void gw_conn_expire(struct gw_conn *c, long long now);
+/* Can n bytes be written to the connection without waiting (a stdio child's pipe has room)? */
+bool gw_conn_room(struct gw_conn *c, size_t n);
+/* Keeps c from being freed (gw_conn_free waits) between finding it and starting a call. */
+void gw_conn_hold(struct gw_conn *c);
+void gw_conn_release(struct gw_conn *c);
 
 /* Calls method with params (stolen) and waits up to timeout_ms for the response (new
  * reference in *resp: {"result"} or {"error"}). 0; ERR_CANCELLED (the upstream was told);

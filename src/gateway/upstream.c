@@ -1,10 +1,13 @@
 /* The running gateway (see gateway.h): upstreams, their children, their catalogs registered in
  * the server, and the handlers that forward each call.
  *
- * A forwarded call runs on the handler's own thread. When the upstream asks the user something,
- * the handler asks the client (mcp_ctx_ask): a legacy client answers at once; a 2026-07-28 one
- * gets input_required and calls again, so the upstream call is parked (its token in the
- * engine's sealed request state) and the next round picks it up where it waits. Lifetimes:
+ * A tools/call to a running upstream holds no thread while it waits: sent from the thread that
+ * read the request, answered from the connection's thread (see "tools/call without a waiting
+ * thread" below). Anything that must wait runs on a worker. When the upstream asks the user
+ * something, the handler asks the client (mcp_ctx_ask): a legacy client answers at once; a
+ * 2026-07-28 one gets input_required and calls again, so the upstream call is parked (its
+ * token in the engine's sealed request state) and the next round picks it up where it waits.
+ * Lifetimes:
  * upstreams and entries are only freed by gw_free, after every child is stopped, so a handler
  * in flight never meets freed memory; a parked call is ended before its connection is. */
 #include <fnmatch.h>
@@ -234,8 +237,39 @@ static void on_conn_exit(void *arg, const char *why)
     pthread_mutex_unlock(&u->gw->mu);
 }
 
-/* The connection for a call: the shared child (restarted if it died), or the caller's own
- * per-session child (started on first use, within the caps). */
+/* Whose child serves the request: everyone's, its session's, or (2026-07-28, no session) its
+ * user's. */
+static void slot_owner(struct up *u, struct mcp_ctx *ctx, char *owner, size_t ownerlen)
+{
+    const struct mcp_identity *who = ctx != NULL ? mcp_ctx_identity(ctx) : NULL;
+    unsigned long long key = ctx != NULL ? mcp_ctx_session_key(ctx) : 0;
+    if (u->cfg.process == GW_SHARED || u->cfg.url != NULL)
+        snprintf(owner, ownerlen, "shared");
+    else if (key != 0)
+        snprintf(owner, ownerlen, "s:%llu", key);
+    else
+        snprintf(owner, ownerlen, "u:%.70s", who != NULL && who->subject ? who->subject : "-");
+}
+
+/* The running connection of owner's slot, held (gw_conn_release), or NULL when there is none
+ * yet or it is (re)starting: never waits. */
+static struct gw_conn *slot_ready(struct up *u, const char *owner)
+{
+    struct gw_conn *c = NULL;
+    pthread_mutex_lock(&u->mu);
+    struct slot *s = u->slots;
+    while (s != NULL && strcmp(s->owner, owner) != 0)
+        s = s->next;
+    if (s != NULL && !s->starting && !s->dead && s->conn != NULL && gw_conn_alive(s->conn)) {
+        c = s->conn;
+        gw_conn_hold(c);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return c;
+}
+
+/* The connection for a call, held (gw_conn_release): the shared child (restarted if it died),
+ * or the caller's own per-session child (started on first use, within the caps). */
 static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner,
                     size_t ownerlen, char *why, size_t whylen)
 {
@@ -243,12 +277,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     unsigned long long key = ctx != NULL ? mcp_ctx_session_key(ctx) : 0;
     struct gateway *gw = u->gw;
     *out = NULL;
-    if (u->cfg.process == GW_SHARED || u->cfg.url != NULL)
-        snprintf(owner, ownerlen, "shared");
-    else if (key != 0)
-        snprintf(owner, ownerlen, "s:%llu", key);
-    else
-        snprintf(owner, ownerlen, "u:%.70s", who != NULL && who->subject ? who->subject : "-");
+    slot_owner(u, ctx, owner, ownerlen);
     pthread_mutex_lock(&u->mu);
     struct slot *s = u->slots;
     while (s != NULL && strcmp(s->owner, owner) != 0)
@@ -257,6 +286,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
         pthread_cond_wait(&u->cv, &u->mu); /* one start at a time; use what it started */
     if (s != NULL && s->conn != NULL && !s->dead) {
         *out = s->conn;
+        gw_conn_hold(*out);
         pthread_mutex_unlock(&u->mu);
         return 0;
     }
@@ -333,6 +363,7 @@ static int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, cha
     } else {
         s->restarts = 0;
         *out = s->conn;
+        gw_conn_hold(*out);
     }
     pthread_mutex_unlock(&u->mu);
     if (r != 0 && u->cfg.url == NULL) {
@@ -428,44 +459,15 @@ static void end_parked(struct gateway *gw, struct gw_conn *c, long long older_th
     }
 }
 
-/* Forwards method/params (stolen) to the upstream for this request and waits, answering the
- * server's questions through the client; the result (new) in *resp. Returns 0,
- * MCPGATE_EINPUT_REQUIRED (a 2026-07-28 client must answer first: the call is parked),
- * ERR_CANCELLED, or another error with why. */
-static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t *params,
-                   json_t **resp, char *why, size_t whylen)
+/* Waits for call k and answers the server's questions through the client (question: one
+ * already received, or NULL), until the response (0, *resp new), MCPGATE_EINPUT_REQUIRED (a
+ * 2026-07-28 client must answer first: the call is parked under token, made when empty),
+ * ERR_CANCELLED or another error with why. Ends or parks k. On a worker thread. */
+static int forward_wait(struct up *u, struct mcp_ctx *ctx, struct gw_call *k, json_t *question,
+                        char token[48], json_t **resp, char *why, size_t whylen)
 {
     struct gateway *gw = u->gw;
-    struct gw_call *k = NULL;
-    json_t *question = NULL;
-    char token[48] = "";
     int r = 0;
-    *resp = NULL;
-    const char *t = json_string_value(json_object_get(mcp_ctx_state_get(ctx), "gw"));
-    if (t != NULL) {
-        struct parked *p = unpark(gw, t);
-        if (p == NULL) {
-            json_decref(params);
-            reason_set(why, whylen,
-                       "the call this answer belongs to has ended (it waited more "
-                       "than 10 minutes, or the server stopped); call again");
-            return ERR_INVALID;
-        }
-        k = p->k;
-        question = p->question;
-        snprintf(token, sizeof token, "%s", p->token);
-        free(p);
-        json_decref(params);
-    } else {
-        char owner[80];
-        struct gw_conn *conn = NULL;
-        if ((r = slot_for(u, ctx, &conn, owner, sizeof owner, why, whylen)) != 0) {
-            json_decref(params);
-            return r;
-        }
-        bool progress = mcp_ctx_progress_token(ctx) != NULL;
-        r = gw_call_start(conn, method, params, progress, true, owner, &k, why, whylen);
-    }
     struct fwd_hooks fh = {.ctx = ctx};
     struct gw_call_hooks hooks = {
         .cancelled = fh_cancelled, .progress = fh_progress, .log = fh_log, .arg = &fh};
@@ -488,7 +490,7 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
             struct parked *p = xcalloc(1, sizeof *p);
             if (token[0] == '\0') {
                 char *tk = crypto_random_token(24);
-                snprintf(token, sizeof token, "%s", tk);
+                snprintf(token, 48, "%s", tk);
                 free(tk);
             }
             snprintf(p->token, sizeof p->token, "%s", token);
@@ -520,6 +522,48 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
     return r;
 }
 
+/* Forwards method/params (stolen) to the upstream for this request and waits (forward_wait),
+ * or picks up the call a 2026-07-28 client's earlier round parked. On a worker thread. */
+static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t *params,
+                   json_t **resp, char *why, size_t whylen)
+{
+    struct gw_call *k = NULL;
+    json_t *question = NULL;
+    char token[48] = "";
+    *resp = NULL;
+    const char *t = json_string_value(json_object_get(mcp_ctx_state_get(ctx), "gw"));
+    if (t != NULL) {
+        struct parked *p = unpark(u->gw, t);
+        json_decref(params);
+        if (p == NULL) {
+            reason_set(why, whylen,
+                       "the call this answer belongs to has ended (it waited more "
+                       "than 10 minutes, or the server stopped); call again");
+            return ERR_INVALID;
+        }
+        k = p->k;
+        question = p->question;
+        snprintf(token, sizeof token, "%s", p->token);
+        free(p);
+        return forward_wait(u, ctx, k, question, token, resp, why, whylen);
+    }
+    char owner[80];
+    struct gw_conn *conn = NULL;
+    int r = slot_for(u, ctx, &conn, owner, sizeof owner, why, whylen);
+    if (r != 0) {
+        json_decref(params);
+        return r;
+    }
+    bool progress = mcp_ctx_progress_token(ctx) != NULL;
+    r = gw_call_start(conn, method, params, progress, true, owner, &k, why, whylen);
+    gw_conn_release(conn); /* the call keeps it now */
+    if (r != 0) {
+        gw_call_end(k, false, why);
+        return r;
+    }
+    return forward_wait(u, ctx, k, NULL, token, resp, why, whylen);
+}
+
 /* The identity the upstream sees in _meta (never the caller's token). */
 static void add_identity(struct mcp_ctx *ctx, json_t *params)
 {
@@ -549,35 +593,157 @@ static json_t *error_result(struct up *u, int r, const char *why)
     return mcp_result_error("%s: %s", u->cfg.name, why);
 }
 
-static int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+/* What a tools/call handler returns for the upstream's answer (resp, borrowed) or failure r:
+ * the upstream's result (decorations of its own era dropped) or a tool error the model
+ * reads. */
+static int tool_result(struct up *u, int r, json_t *resp, const char *why, json_t **result)
 {
-    struct entry *e = udata;
-    char why[300] = "";
-    json_t *params = json_pack("{s:s, s:O}", "name", e->orig, "arguments", args);
-    add_identity(ctx, params);
-    json_t *resp = NULL;
-    int r = forward(e->up, ctx, "tools/call", params, &resp, why, sizeof why);
+    *result = NULL;
     if (r == MCPGATE_EINPUT_REQUIRED || r == ERR_CANCELLED)
         return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : r;
     if (r != 0) {
-        *result = error_result(e->up, r, why);
+        *result = error_result(u, r, why);
         return 0;
     }
     json_t *res = json_object_get(resp, "result");
     if (!json_is_object(res)) {
         const char *m =
             json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
-        *result = mcp_result_error("%s: %s", e->up->cfg.name, m != NULL ? m : "no result");
-    } else {
-        *result = json_deep_copy(res);
-        json_object_del(*result, "resultType");
-        json_t *meta = json_object_get(*result, "_meta");
-        json_object_del(meta, "io.modelcontextprotocol/serverInfo");
-        if (json_is_object(meta) && json_object_size(meta) == 0)
-            json_object_del(*result, "_meta");
+        *result = mcp_result_error("%s: %s", u->cfg.name, m != NULL ? m : "no result");
+        return 0;
     }
-    json_decref(resp);
+    *result = json_deep_copy(res);
+    json_object_del(*result, "resultType");
+    json_t *meta = json_object_get(*result, "_meta");
+    json_object_del(meta, "io.modelcontextprotocol/serverInfo");
+    if (json_is_object(meta) && json_object_size(meta) == 0)
+        json_object_del(*result, "_meta");
     return 0;
+}
+
+/* ---- tools/call without a waiting thread ----
+ *
+ * The handler runs on the thread that read the request (MCP_TOOL_NONBLOCKING): when the
+ * upstream's connection is up, it sends the call and returns MCPGATE_EDEFERRED; the
+ * connection's thread answers the client when the response comes (done), so a call costs no
+ * hand-off to a worker and back. A question from the upstream sends the call to a worker
+ * (asked: asking the client may wait); anything that would wait before sending (a child to
+ * start, a parked call to resume) runs on a worker from the start (MCPGATE_EWOULDBLOCK). */
+
+struct afwd {
+    struct up *up;
+    struct mcp_ctx *ctx;
+    struct gw_call *k;
+};
+
+static void afwd_done(void *arg, struct gw_call *k, json_t *resp, int r, const char *why)
+{
+    struct afwd *a = arg;
+    json_t *result = NULL;
+    int rc = tool_result(a->up, r, resp, why, &result);
+    json_decref(resp);
+    /* finishing first: the engine waits for a cancel hook running on another thread, which
+     * may still look at k */
+    mcp_ctx_finish(a->ctx, rc, result);
+    gw_call_end(k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
+    free(a);
+}
+
+static void afwd_progress(void *arg, json_t *params)
+{
+    struct fwd_hooks h = {.ctx = ((struct afwd *)arg)->ctx};
+    fh_progress(&h, params);
+}
+
+static void afwd_log(void *arg, json_t *params)
+{
+    struct fwd_hooks h = {.ctx = ((struct afwd *)arg)->ctx};
+    fh_log(&h, params);
+}
+
+/* On a worker: the rest of the call, waiting as forward() does. */
+static void afwd_continue(struct mcp_ctx *ctx, void *arg)
+{
+    struct afwd *a = arg;
+    char why[300] = "", token[48] = "";
+    json_t *resp = NULL, *result = NULL;
+    int r = forward_wait(a->up, ctx, a->k, NULL, token, &resp, why, sizeof why);
+    int rc = tool_result(a->up, r, resp, why, &result);
+    json_decref(resp);
+    mcp_ctx_finish(ctx, rc, result);
+    free(a);
+}
+
+static void afwd_asked(void *arg, struct gw_call *k)
+{
+    (void)k;
+    struct afwd *a = arg;
+    mcp_ctx_run(a->ctx, afwd_continue, a);
+}
+
+static void afwd_cancel(void *arg)
+{
+    struct afwd *a = arg;
+    gw_call_fire(a->k, ERR_CANCELLED, "cancelled by the client");
+}
+
+static const struct gw_call_async afwd_cb = {
+    .done = afwd_done, .progress = afwd_progress, .log = afwd_log, .asked = afwd_asked};
+
+/* Starts the call without waiting: MCPGATE_EDEFERRED, or MCPGATE_EWOULDBLOCK (nothing done,
+ * params freed) when it has to wait for something first. */
+static int tool_fwd_async(struct up *u, struct mcp_ctx *ctx, json_t *params)
+{
+    char owner[80], why[300] = "";
+    struct gw_conn *conn = NULL;
+    if (mcp_ctx_state_get(ctx) != NULL || (slot_owner(u, ctx, owner, sizeof owner),
+                                           (conn = slot_ready(u, owner)) == NULL)) {
+        json_decref(params);
+        return MCPGATE_EWOULDBLOCK;
+    }
+    /* the thread that read the request must not wait on a full pipe either: a request the
+     * child's stdin has no room for goes through a worker */
+    if (!gw_conn_room(conn, json_dumpb(params, NULL, 0, JSON_COMPACT) + 128)) {
+        log_debug("[%s] no room in the pipe to the server: the call goes through a worker",
+                  u->cfg.name);
+        gw_conn_release(conn);
+        json_decref(params);
+        return MCPGATE_EWOULDBLOCK;
+    }
+    struct afwd *a = xcalloc(1, sizeof *a);
+    a->up = u;
+    a->ctx = ctx;
+    a->k = gw_call_open_async(conn, mcp_ctx_progress_token(ctx) != NULL, owner,
+                              clock_ms() + u->cfg.call_timeout_s * 1000LL, &afwd_cb, a, why,
+                              sizeof why);
+    gw_conn_release(conn);
+    if (a->k == NULL) {
+        free(a);
+        json_decref(params);
+        return MCPGATE_EWOULDBLOCK; /* it just died: a worker restarts it */
+    }
+    int r = ERR_CANCELLED;
+    if (mcp_ctx_on_cancel(ctx, afwd_cancel, a) == 0)
+        r = gw_call_send(a->k, "tools/call", params, why, sizeof why);
+    else
+        json_decref(params);
+    gw_call_unpin(a->k, r, why); /* a and the call are done's from here on */
+    return MCPGATE_EDEFERRED;
+}
+
+static int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
+{
+    struct entry *e = udata;
+    char why[300] = "";
+    json_t *params = json_pack("{s:s, s:O}", "name", e->orig, "arguments", args);
+    add_identity(ctx, params);
+    if (!mcp_ctx_on_pool(ctx))
+        return tool_fwd_async(e->up, ctx, params);
+    json_t *resp = NULL;
+    int r = forward(e->up, ctx, "tools/call", params, &resp, why, sizeof why);
+    int rc = tool_result(e->up, r, resp, why, result);
+    json_decref(resp);
+    return rc;
 }
 
 static int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
@@ -737,7 +903,8 @@ static void register_tools(struct up *u, json_t *tools)
                                  .annotations = ann,
                                  .icons = icons,
                                  .handler = tool_fwd,
-                                 .udata = entry_new(u, orig)};
+                                 .udata = entry_new(u, orig),
+                                 .flags = MCP_TOOL_NONBLOCKING /* or MCPGATE_EWOULDBLOCK */};
         int r = mcp_tool_add(u->gw->srv, &d);
         if (r == MCPGATE_EINVALID) {
             /* a schema our validator cannot compile: the upstream validates its own input */
@@ -1040,6 +1207,7 @@ static void up_start(struct up *u)
         return;
     }
     catalog_load(u, c, true, true, true);
+    gw_conn_release(c);
 }
 
 static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
@@ -1070,6 +1238,28 @@ static void up_stop(struct up *u)
 
 /* ---- the reaper: idle children, restarts, list changes, abandoned questions ---- */
 
+/* Asynchronous calls past their deadline end (nobody waits on them to notice). */
+static void expire_calls(struct up *u, long long now)
+{
+    size_t n = 0, cap = 0;
+    struct gw_conn **held = NULL;
+    pthread_mutex_lock(&u->mu);
+    for (struct slot *s = u->slots; s != NULL; s = s->next) {
+        if (s->conn != NULL && gw_conn_busy(s->conn) > 0) {
+            if (n == cap)
+                held = xrealloc(held, (cap = cap ? cap * 2 : 16) * sizeof *held);
+            gw_conn_hold(s->conn);
+            held[n++] = s->conn;
+        }
+    }
+    pthread_mutex_unlock(&u->mu);
+    for (size_t i = 0; i < n; i++) {
+        gw_conn_expire(held[i], now);
+        gw_conn_release(held[i]);
+    }
+    free(held);
+}
+
 static void *reaper_main(void *arg)
 {
     struct gateway *gw = arg;
@@ -1084,6 +1274,7 @@ static void *reaper_main(void *arg)
         for (struct up *u = ups; u != NULL; u = u->next) {
             if (u->removed)
                 continue;
+            expire_calls(u, now);
             pthread_mutex_lock(&u->mu);
             bool rt = u->refresh_tools, rp = u->refresh_prompts, rr = u->refresh_resources;
             u->refresh_tools = u->refresh_prompts = u->refresh_resources = false;
@@ -1109,6 +1300,7 @@ static void *reaper_main(void *arg)
                 struct gw_conn *c = NULL;
                 char owner[16], why[300];
                 if (slot_for(u, NULL, &c, owner, sizeof owner, why, sizeof why) == 0) {
+                    gw_conn_release(c);
                     log_info("[%s] running again", u->cfg.name);
                     rt = rp = rr = true; /* a new process may offer other things */
                 } else {
@@ -1125,6 +1317,7 @@ static void *reaper_main(void *arg)
                     }
                 } else if (slot_for(u, NULL, &c, owner, sizeof owner, why, sizeof why) == 0) {
                     catalog_load(u, c, rt, rp, rr);
+                    gw_conn_release(c);
                 }
             }
         }

@@ -93,7 +93,8 @@ describe('configuration', () => {
 describe('stdio: the aggregator without auth', () => {
   let client;
   before(async () => {
-    const p = writeConfig('stdio.json', { everything, fs: filesystem });
+    const p = writeConfig('stdio.json', { everything, fs: filesystem,
+      slow: { ...everything, callTimeout: 1 } });
     const transport = new StdioClientTransport({ command: BIN,
       args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
     client = new Client({ name: 'gateway-test', version: '1' },
@@ -111,8 +112,35 @@ describe('stdio: the aggregator without auth', () => {
       'fs__list_directory'])
       assert.ok(names.includes(t), `${t} missing from ${names}`);
     assert.ok(!names.some((n) => /^fs__(write|edit|move|create)_/.test(n)), names.join(' '));
-    assert.ok(names.every((n) => /^(everything|fs)__/.test(n)), 'no demo tools with --config');
+    assert.ok(names.every((n) => /^(everything|fs|slow)__/.test(n)),
+      'no demo tools with --config');
   });
+
+  test('a call past its callTimeout ends with an error; the server stays usable', async () => {
+    const t0 = Date.now();
+    const r = await client.callTool({ name: 'slow__trigger-long-running-operation',
+      arguments: { duration: 8, steps: 8 } });
+    const took = Date.now() - t0;
+    assert.equal(r.isError, true);
+    assert.match(r.content[0].text, /slow did not answer within 1 s/);
+    assert.ok(took >= 900 && took < 6000, `ended after ${took} ms`);
+    const e = await client.callTool({ name: 'slow__echo', arguments: { message: 'still here' } });
+    assert.equal(e.content[0].text, 'Echo: still here');
+  });
+
+  test('many calls at once, answered by the connection\'s thread, each to its caller',
+    async () => {
+      const calls = [];
+      for (let i = 0; i < 64; i++)
+        calls.push(client.callTool({ name: i % 2 ? 'everything__echo' : 'slow__echo',
+          arguments: { message: `m${i}` } }));
+      // bigger than the pipe to the child: sent by a worker, not the thread that read it
+      const big = 'x'.repeat(300000);
+      calls.push(client.callTool({ name: 'everything__echo', arguments: { message: big } }));
+      const got = await Promise.all(calls);
+      assert.equal(got.pop().content[0].text, `Echo: ${big}`);
+      got.forEach((r, i) => assert.equal(r.content[0].text, `Echo: m${i}`));
+    });
 
   test('calls reach the right server', async () => {
     const e = await client.callTool({ name: 'everything__echo', arguments: { message: 'hi' } });
