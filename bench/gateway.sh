@@ -4,7 +4,11 @@
 # through supergateway (npm), the stdio-to-HTTP bridge people use today (stateless, its default,
 # and --stateful). Prints per-call latency (sequential calls) and throughput, and the ratios.
 #
-#   stdio   stdio_load, window 1 (latency) and 16 (throughput): direct vs the gateway
+#   stdio   stdio_load, window 1 (latency) and 16 (throughput): direct vs the gateway, and
+#           bench/relay.c (a one-thread byte copier: the floor for any process in between;
+#           with -2, two threads, one per direction: the floor for the gateway's shape);
+#           the same three with mcpgate's own stdio server (a 20 us echo) as the upstream,
+#           which shows the gateway's own cost without Node's noise
 #   HTTP    wrk -t1 -c1 (latency) and -t2 -c8 (throughput), POST /mcp tools/call:
 #           mcpgate (2026-07-28 stateless, --no-auth) vs supergateway
 #
@@ -28,6 +32,7 @@ nm=$top/build/peers/node_modules
 everything=$nm/@modelcontextprotocol/server-everything/dist/index.js
 sg=$nm/supergateway/dist/index.js
 driver=$top/build/bench/stdio_load
+relay=$top/build/bench/relay
 lua=$top/bench/http_echo.lua
 out=$top/build/bench/gateway
 rm -rf "$out" && mkdir -p "$out" || exit 2
@@ -44,6 +49,7 @@ if [ ! -x "$node" ] || [ ! -f "$everything" ] || [ ! -f "$sg" ]; then
 fi
 command -v wrk >/dev/null 2>&1 || { echo "gateway.sh: wrk missing (bench/deps.sh)" >&2; exit 77; }
 cc -O2 -Wall -Wextra -o "$driver" "$top/bench/stdio_load.c" || exit 2
+cc -O2 -Wall -Wextra -pthread -o "$relay" "$top/bench/relay.c" || exit 2
 
 status=0
 fail() {
@@ -55,12 +61,21 @@ results=$out/results.txt
 cfg=$out/gateway.json
 printf '{"mcpServers": {"everything": {"command": "%s", "args": ["%s", "stdio"]}}}\n' \
     "$node" "$everything" >"$cfg"
+demo_cfg=$out/demo.json
+printf '{"mcpServers": {"demo": {"command": "%s", "args": ["serve", "--stdio", "--log-level", "warn"]}}}\n' \
+    "$mcpgate" >"$demo_cfg"
 
 # ---- stdio ----
+# stdio LABEL WINDOW TOOL [ARG PREFIX] -- COMMAND...: the echo tool answers PREFIX+ARG's value
 stdio() {
-    label=$1 window=$2 tool=$3
-    shift 4
-    line=$("$driver" -n "$calls" -w "$window" -u 50 -r 0 -T "$tool" -K message -P "Echo: " \
+    label=$1 window=$2 tool=$3 key=message prefix="Echo: "
+    shift 3
+    if [ "$1" != "--" ]; then
+        key=$1 prefix=$2
+        shift 2
+    fi
+    shift
+    line=$("$driver" -n "$calls" -w "$window" -u 50 -r 0 -T "$tool" -K "$key" -P "$prefix" \
         -S 30 -l "$label" -e "$out/$label.stderr" -- "$@")
     rc=$?
     echo "part=stdio $line" | tee -a "$results"
@@ -69,9 +84,15 @@ stdio() {
 }
 echo "gateway.sh: stdio, $calls calls, window 1 then 16"
 stdio direct-w1 1 echo -- "$node" "$everything" stdio
+stdio relay-w1 1 echo -- "$relay" "$node" "$everything" stdio
+stdio relay2-w1 1 echo -- "$relay" -2 "$node" "$everything" stdio
 stdio gateway-w1 1 everything__echo -- "$mcpgate" serve --stdio --config "$cfg" --log-level warn
 stdio direct-w16 16 echo -- "$node" "$everything" stdio
 stdio gateway-w16 16 everything__echo -- "$mcpgate" serve --stdio --config "$cfg" --log-level warn
+stdio demo-direct-w1 1 echo text "" -- "$mcpgate" serve --stdio --log-level warn
+stdio demo-relay-w1 1 echo text "" -- "$relay" "$mcpgate" serve --stdio --log-level warn
+stdio demo-gateway-w1 1 demo__echo text "" -- "$mcpgate" serve --stdio --config "$demo_cfg" \
+    --log-level warn
 
 # ---- HTTP ----
 # start_server LABEL PORT -- COMMAND...: in the background, waits until the port answers
@@ -166,13 +187,17 @@ function val(line, key,   i, n, kv) {
 /^part=http/ { l = val($0, "label"); hrps[l] = val($0, "rps"); hmean[l] = val($0, "mean_us"); hp50[l] = val($0, "p50_us") }
 END {
     printf "\n%-28s %12s %12s %12s\n", "stdio (server-everything)", "calls/s", "mean us", "p50 us"
-    split("direct-w1 gateway-w1 direct-w16 gateway-w16", ls, " ")
-    for (i = 1; i <= 4; i++) printf "%-28s %12.0f %12.0f %12.0f\n", ls[i], srps[ls[i]], smean[ls[i]], sp50[ls[i]]
+    n = split("direct-w1 relay-w1 relay2-w1 gateway-w1 direct-w16 gateway-w16 demo-direct-w1 demo-relay-w1 demo-gateway-w1", ls, " ")
+    for (i = 1; i <= n; i++) printf "%-28s %12.0f %12.0f %12.0f\n", ls[i], srps[ls[i]], smean[ls[i]], sp50[ls[i]]
     printf "\n%-28s %12s %12s %12s\n", "HTTP", "calls/s", "mean us", "p50 us"
     split("mcpgate-c1 mcpgate-c8 supergateway-stateless-c1 supergateway-stateless-c8 supergateway-stateful-c1 supergateway-stateful-c8", hs, " ")
     for (i = 1; i <= 6; i++) printf "%-28s %12.0f %12.0f %12.0f\n", hs[i], hrps[hs[i]], hmean[hs[i]], hp50[hs[i]]
     if (sp50["direct-w1"] > 0)
-        printf "\nthe gateway adds %.0f us (p50) to a call: %.0f%% of the server'"'"'s own %.0f us (goal < 10%%)\n", sp50["gateway-w1"] - sp50["direct-w1"], 100 * (sp50["gateway-w1"] - sp50["direct-w1"]) / sp50["direct-w1"], sp50["direct-w1"]
+        printf "\nthe gateway adds %.0f us (p50) to a call: %.0f%% of the server'"'"'s own %.0f us (goal < 10%%); a bare relay adds %.0f us (%.0f%%), with two threads %.0f us (%.0f%%)\n", sp50["gateway-w1"] - sp50["direct-w1"], 100 * (sp50["gateway-w1"] - sp50["direct-w1"]) / sp50["direct-w1"], sp50["direct-w1"], sp50["relay-w1"] - sp50["direct-w1"], 100 * (sp50["relay-w1"] - sp50["direct-w1"]) / sp50["direct-w1"], sp50["relay2-w1"] - sp50["direct-w1"], 100 * (sp50["relay2-w1"] - sp50["direct-w1"]) / sp50["direct-w1"]
+    if (sp50["demo-direct-w1"] > 0)
+        printf "with mcpgate'"'"'s own server upstream (%.0f us): the gateway adds %.0f us, a bare relay %.0f us (p50)\n", sp50["demo-direct-w1"], sp50["demo-gateway-w1"] - sp50["demo-direct-w1"], sp50["demo-relay-w1"] - sp50["demo-direct-w1"]
+    if (srps["direct-w16"] > 0)
+        printf "throughput over stdio, 16 in flight: %.0f%% of direct\n", 100 * srps["gateway-w16"] / srps["direct-w16"]
     if (hrps["supergateway-stateful-c8"] > 0)
         printf "HTTP, 8 connections: %.1fx supergateway stateful, %.0fx stateless (goal > 1x)\n", hrps["mcpgate-c8"] / hrps["supergateway-stateful-c8"], hrps["mcpgate-c8"] / (hrps["supergateway-stateless-c8"] > 0 ? hrps["supergateway-stateless-c8"] : 1)
 }' "$results"
