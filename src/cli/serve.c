@@ -58,6 +58,8 @@ static const char serve_usage[] =
     "  --code-ttl SEC           authorization code lifetime (60)\n"
     "  --device-code-ttl SEC    device code lifetime, RFC 8628 (600)\n"
     "  --device-interval SEC    seconds a device client waits between polls (5)\n"
+    "  --purge-interval SEC     how often expired codes, tokens and sessions are deleted\n"
+    "                           from the database (3600; also at start)\n"
     "  --refresh-grace SEC      a rotated refresh token retried within SEC is refused without\n"
     "                           revoking the grant (default 0: any reuse revokes it)\n"
     "  --revocation-bound SEC   how long a revoked token may still pass the cache (5)\n"
@@ -220,7 +222,7 @@ int cmd_serve(int argc, char **argv)
         O_MAXHDR, O_MAXCONN, O_MAXCONNIP, O_MAXSESS, O_MAXSTREAMS, O_REQTO, O_SESSIDLE, O_THREADS,
         O_DB, O_ISSUER, O_MKEY, O_SCOPES, O_TOOLSCOPE, O_ATTL, O_RTTL, O_CTTL, O_GRACE, O_RBOUND,
         O_NODCR, O_NOCIMD, O_CIMDPRIV, O_CIMDCA, O_AUTOAPPROVE, O_KEEPALIVE, O_CONFIG, O_CHECK,
-        O_DTTL, O_DINT
+        O_DTTL, O_DINT, O_PURGE
     };
     static const struct option opts[] = {
         {"stdio", no_argument, NULL, O_STDIO},
@@ -252,6 +254,7 @@ int cmd_serve(int argc, char **argv)
         {"code-ttl", required_argument, NULL, O_CTTL},
         {"device-code-ttl", required_argument, NULL, O_DTTL},
         {"device-interval", required_argument, NULL, O_DINT},
+        {"purge-interval", required_argument, NULL, O_PURGE},
         {"refresh-grace", required_argument, NULL, O_GRACE},
         {"revocation-bound", required_argument, NULL, O_RBOUND},
         {"no-dcr", no_argument, NULL, O_NODCR},
@@ -313,6 +316,7 @@ int cmd_serve(int argc, char **argv)
         case O_GRACE:
         case O_DTTL:
         case O_DINT:
+        case O_PURGE:
         case O_RBOUND: {
             unsigned v;
             if (parse_uint(optarg, 400000000, &v) != 0) {
@@ -331,6 +335,8 @@ int cmd_serve(int argc, char **argv)
                 auth.cfg.device_ttl = v;
             else if (c == O_DINT)
                 auth.cfg.device_interval = v;
+            else if (c == O_PURGE)
+                auth.cfg.purge_interval = v;
             else
                 auth.cfg.revocation_bound = v;
             break;
@@ -458,6 +464,8 @@ int cmd_serve(int argc, char **argv)
         auth.issuer_flag = cfg_str(sv, "issuer", auth.issuer_flag);
         auth.cfg.scopes = cfg_str(sv, "scopes", auth.cfg.scopes);
         auth.cfg.access_ttl = cfg_uint(sv, "accessTtl", auth.cfg.access_ttl);
+        auth.cfg.refresh_ttl = cfg_uint(sv, "refreshTtl", auth.cfg.refresh_ttl);
+        auth.cfg.purge_interval = cfg_uint(sv, "purgeInterval", auth.cfg.purge_interval);
         http.max_connections = cfg_uint(sv, "maxConnections", http.max_connections);
         http.max_connections_per_ip = cfg_uint(sv, "maxConnectionsPerIp",
                                                http.max_connections_per_ip);

@@ -432,7 +432,8 @@ static void server_check(struct checker *ck, json_t *server)
     static const char *const strings[] = {"listen", "publicUrl", "allowedHosts", "corsOrigins",
                                           "tlsCert", "tlsKey", "db", "issuer", "scopes",
                                           "tools", "instructions", "logLevel", NULL};
-    static const char *const ints[] = {"accessTtl", "refreshTtl", "maxMessage", "maxConnections",
+    static const char *const ints[] = {"accessTtl", "refreshTtl", "purgeInterval",
+                                       "maxMessage", "maxConnections",
                                        "maxConnectionsPerIp", "maxSessions", "maxStreams",
                                        "sessionIdle", "requestTimeout", "workers", NULL};
     static const char *const bools[] = {"trustProxy", "noAuth", NULL};

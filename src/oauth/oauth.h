@@ -32,6 +32,7 @@ struct oauth_config {
     int64_t refresh_grace;     /* seconds a rotated refresh token stays usable, default 0 */
     int64_t device_ttl;        /* device code lifetime, default 600 */
     int64_t device_interval;   /* seconds a device client waits between polls, default 5 */
+    int64_t purge_interval;    /* seconds between deletions of expired rows, default 3600 */
     unsigned revocation_bound; /* seconds a cached token check may lag a revocation (5) */
     bool dcr;                  /* dynamic client registration, default on (clients use it) */
     bool cimd;                 /* client ID metadata documents, default on */

@@ -272,10 +272,13 @@ void oauth_audit(struct oauth_server *os, const char *event, const char *user,
     pthread_mutex_unlock(&os->audit_mu);
 }
 
-/* Writes what is queued, every 200 ms or every AUDIT_BATCH events, in one transaction. */
+/* Writes what is queued, every 200 ms or every AUDIT_BATCH events, in one transaction; and
+ * deletes expired rows (codes, tokens, sessions, device authorizations) at start and every
+ * purge_interval, so the database does not grow with every sign-in. */
 static void *audit_main(void *arg)
 {
     struct oauth_server *os = arg;
+    int64_t next_purge = 0;
     pthread_mutex_lock(&os->audit_mu);
     for (;;) {
         if (json_array_size(os->audit_queue) < AUDIT_BATCH && !os->audit_stop) {
@@ -299,6 +302,13 @@ static void *audit_main(void *arg)
         if (store_audit_add_batch(os->st, batch) != 0)
             log_warn("oauth: could not record %zu audit events", json_array_size(batch));
         json_decref(batch);
+        int64_t now = oauth_now();
+        if (!stop && now >= next_purge) {
+            if (store_purge(os->st, now) != 0)
+                log_warn("oauth: could not delete expired rows; trying again in %lld s",
+                         (long long)os->cfg.purge_interval);
+            next_purge = now + os->cfg.purge_interval;
+        }
         pthread_mutex_lock(&os->audit_mu);
         if (stop && json_array_size(os->audit_queue) == 0)
             break;
@@ -382,6 +392,8 @@ int oauth_server_new(const struct oauth_config *cfg, struct store *st, struct oa
         os->cfg.device_ttl = 600;
     if (os->cfg.device_interval <= 0)
         os->cfg.device_interval = 5;
+    if (os->cfg.purge_interval <= 0)
+        os->cfg.purge_interval = 3600;
     if (os->cfg.revocation_bound == 0)
         os->cfg.revocation_bound = 5;
     os->cfg.issuer = os->issuer;

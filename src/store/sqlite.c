@@ -1472,7 +1472,8 @@ static int sq_purge(void *impl, int64_t now)
     }
     if ((r = tx_commit(s)) != 0)
         goto out;
-    log_debug("sqlite: %s: purged %lld expired rows", s->path, (long long)n);
+    if (n > 0)
+        log_info("sqlite: %s: deleted %lld expired rows", s->path, (long long)n);
 out:
     if (r != 0)
         tx_rollback(s);

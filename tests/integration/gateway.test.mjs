@@ -278,14 +278,14 @@ describe('list changes propagate', () => {
 
 // ---- HTTP with OAuth ----
 
-async function tokenFor(srv, user, scope) {
+async function tokenFor(srv, user, scope, whole = false) {
   const browser = new Browser(srv.base);
   const client = await register(srv.base, { client_name: `gw-${user.username}`,
     redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' });
   const got = await obtainCode(browser, client, { user, scope });
   const t = await redeem(srv.base, client, got);
   assert.equal(t.status, 200, t.text);
-  return t.json.access_token;
+  return whole ? t.json : t.json.access_token;
 }
 
 async function httpClient(srv, token, capabilities = {}) {
@@ -317,7 +317,7 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
       everything: { ...everything, scope: 'mcp:everything' },
       memory: { ...memory, scope: 'mcp:memory' },
       sdk: { url: `http://localhost:${port}/mcp`, users: ['admin'] },
-    });
+    }, { server: { accessTtl: 1234, purgeInterval: 600 } });
     srv = await startServe({ auth: true, args: ['--config', cfgPath] });
     admin = { username: 'admin', password: srv.password };
     const add = await runCli(['user', 'add', 'bob', '--password-stdin', '--db',
@@ -332,7 +332,9 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
   });
 
   test('the SDK client, authenticated, lists and calls tools of two upstreams', async () => {
-    const tok = await tokenFor(srv, admin, 'mcp mcp:everything mcp:memory mcp:sdk');
+    const got = await tokenFor(srv, admin, 'mcp mcp:everything mcp:memory mcp:sdk', true);
+    assert.equal(got.expires_in, 1234, 'the file\'s server.accessTtl applies');
+    const tok = got.access_token;
     const c = await httpClient(srv, tok);
     try {
       const { tools } = await c.listTools();

@@ -4,8 +4,8 @@
 // codes typed loosely, wrong codes locking a session, the per-IP limit, deciding once). The
 // real client in a real browser is oauth_device_browser.test.mjs.
 //
-// Two server processes share one database and master key: the main one (polling interval 1 s)
-// and one whose device codes live 2 s (expiry).
+// Server processes share one database and master key: the main one (polling interval 1 s), one
+// whose device codes live 2 s (expiry), and one that deletes expired rows every second.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -379,6 +379,25 @@ describe('polling /token', () => {
     const b = await signedIn();
     const late = await enterCode(b, d.user_code);
     assertPage(late, 400, /not valid, or it has expired/);
+  });
+
+  test('expired rows leave the database (--purge-interval), device codes among them', async () => {
+    const P = await startServer({ dir: M.dir,
+      args: ['--device-code-ttl', '1', '--purge-interval', '1', '--log-level', 'info'] });
+    try {
+      const d = await newCode(clients.dev, {}, { base: P.base });
+      assertOAuthError(await poll(clients.dev, d.device_code, {}, P.base), 400,
+        'authorization_pending', /not approved/);
+      const mark = P.log().length; // rows expired earlier went at start
+      const purged = await eventually(
+        () => /deleted [1-9]\d* expired rows/.test(P.log().slice(mark)), 8000);
+      assert.ok(purged, `no purge in the log:\n${P.log()}`);
+      // gone, not merely expired: the server no longer knows the code
+      assertOAuthError(await poll(clients.dev, d.device_code, {}, P.base), 400, 'invalid_grant',
+        /unknown device code/);
+    } finally {
+      await P.stop();
+    }
   });
 });
 
