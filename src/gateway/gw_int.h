@@ -1,0 +1,95 @@
+/* The gateway's internals shared by upstream.c (upstreams, their children and catalogs, the
+ * reaper, reload) and forward.c (calls forwarded to them). */
+#ifndef MCPGATE_GATEWAY_GW_INT_H
+#define MCPGATE_GATEWAY_GW_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "gateway/conn.h"
+#include "gateway/gateway.h"
+
+#define PARK_TTL_MS (10 * 60 * 1000) /* a question waits this long for the client's retry */
+#define REAPER_TICK_MS 500
+
+struct up;
+
+/* A registered entry's handler data. */
+struct entry {
+    struct up *up;
+    char *orig; /* the upstream's own name or URI */
+    struct entry *next;
+};
+
+/* A child (or the HTTP connection) serving one owner: everyone (shared) or one session/user. */
+struct slot {
+    char *owner;          /* "shared", "s:<session key>" or "u:<subject>" */
+    char *user;           /* subject of a per-session child, for the per-user cap */
+    struct gw_conn *conn; /* NULL while (re)starting or after it died */
+    bool dead;
+    bool starting; /* a thread is starting it: others wait (up's cv) */
+    int restarts;
+    long long retry_at; /* shared: when to try starting it again */
+    struct slot *next;
+};
+
+struct up {
+    struct gateway *gw;
+    struct gw_upstream_cfg cfg; /* owned (moved out of the configuration) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a slot finished starting */
+    struct slot *slots;
+    json_t *reg;  /* what is registered: {"tools": [names], "prompts": [...], ...} */
+    json_t *seen; /* the upstream's lists as last seen: {"tools": [...], ...} */
+    bool removed;
+    bool refresh_tools, refresh_prompts, refresh_resources;
+    struct up *next;
+};
+
+/* A call left waiting upstream for a 2026-07-28 client's next round (it must answer the
+ * server's question first). */
+struct parked {
+    char token[48];
+    struct up *up;
+    struct gw_call *k;
+    json_t *question; /* the server's request awaiting the answer */
+    long long since;
+    struct parked *next;
+};
+
+struct gateway {
+    struct mcp_server *srv;
+    bool auth;
+    pthread_mutex_t mu; /* the lists below, children counts */
+    pthread_cond_t cv;
+    struct up *ups; /* live and removed (removed ones stay until gw_free) */
+    struct entry *entries;
+    struct parked *parked;
+    json_t *uri_owner; /* resource URI or template -> upstream name */
+    int max_children, max_per_user, children;
+    pthread_t reaper;
+    bool stop;
+};
+
+/* upstream.c */
+
+/* Whose child serves the request: everyone's, its session's, or (2026-07-28, no session) its
+ * user's. */
+void slot_owner(struct up *u, struct mcp_ctx *ctx, char *owner, size_t ownerlen);
+/* The running connection of owner's slot, held (gw_conn_release), or NULL when there is none
+ * yet or it is (re)starting: never waits. */
+struct gw_conn *slot_ready(struct up *u, const char *owner);
+/* The connection for a call, held (gw_conn_release): the shared child (restarted if it died),
+ * or the caller's own per-session child (started on first use, within the caps). */
+int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner, size_t ownerlen,
+             char *why, size_t whylen);
+
+/* forward.c: the handlers registered for an upstream's entries (udata: struct entry) */
+int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata);
+int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata);
+int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *udata);
+/* Ends the parked calls on connection c (all of them when c is NULL), or only those parked
+ * before older_than when it is not 0. */
+void end_parked(struct gateway *gw, struct gw_conn *c, long long older_than);
+
+#endif
