@@ -1,5 +1,6 @@
 /* The MCP client transport's engine (see mcpc.h): the loop thread, requests and their streams,
- * the listening stream, the auth thread, re-initialization after a lost session.
+ * the listening stream (the auth thread and re-initialization after a lost session are
+ * mcpc_auth.c's).
  *
  * Every struct preq is owned by the loop thread once submitted. A request's life: queued
  * (CMD_SEND) -> sent (x != NULL) -> answered (completed) and its transfer ended (x == NULL)
@@ -29,8 +30,7 @@ long long mcpc_now_ms(void)
 
 /* ---- requests ---- */
 
-struct preq *mcpc_preq_new(struct mcpc *c, enum preq_kind kind, const char *method,
-                           json_t *params)
+struct preq *mcpc_preq_new(struct mcpc *c, enum preq_kind kind, const char *method, json_t *params)
 {
     struct preq *p = xcalloc(1, sizeof *p);
     p->c = c;
@@ -45,8 +45,7 @@ struct preq *mcpc_preq_new(struct mcpc *c, enum preq_kind kind, const char *meth
         json_t *zero = json_integer(0); /* the real id is set when sent */
         p->msg = jsonrpc_request(zero, method, params);
         json_decref(zero);
-    }
-    else if (kind == PK_POST && method != NULL)
+    } else if (kind == PK_POST && method != NULL)
         p->msg = jsonrpc_notification(method, params);
     else
         json_decref(params);
@@ -95,7 +94,7 @@ static void preq_free(struct preq *p)
 
 /* Appends: requests go out in the order they were made (notifications/initialized before
  * the first request). */
-static void list_add(struct mcpc *c, struct preq *p)
+void mcpc_list_add(struct mcpc *c, struct preq *p)
 {
     p->next = NULL;
     p->prev = c->reqs_tail;
@@ -120,7 +119,7 @@ static void list_del(struct mcpc *c, struct preq *p)
 }
 
 /* Frees p once nothing refers to it: answered (or not a request) and no transfer. */
-static void maybe_release(struct mcpc *c, struct preq *p)
+void mcpc_maybe_release(struct mcpc *c, struct preq *p)
 {
     if (p->x != NULL || p->due > 0 || p->parked)
         return;
@@ -167,10 +166,7 @@ static void complete(struct mcpc *c, struct preq *p, json_t *resp)
     }
 }
 
-static void fail(struct mcpc *c, struct preq *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void fail(struct mcpc *c, struct preq *p, int code, const char *fmt, ...)
+void mcpc_fail(struct mcpc *c, struct preq *p, int code, const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
@@ -216,7 +212,7 @@ static void answer_server_request(struct mcpc *c, json_t *msg)
     struct preq *p = mcpc_preq_new(c, PK_POST, NULL, NULL);
     p->msg = resp;
     p->due = 1;
-    list_add(c, p);
+    mcpc_list_add(c, p);
 }
 
 static void handle_message(struct mcpc *c, struct preq *via, json_t *msg)
@@ -270,7 +266,6 @@ static void handle_text(struct mcpc *c, struct preq *via, const char *data, size
     }
     json_decref(msg);
 }
-
 
 /* The HTTP+SSE endpoint event: the URL to POST to, resolved against the stream's URL, and
  * only on the server's own origin (a token must never be sent elsewhere). */
@@ -385,8 +380,6 @@ static void on_x_headers(void *arg, struct hc_xfer *x, long status, const struct
 static int on_x_data(void *arg, struct hc_xfer *x, const char *p, size_t n);
 static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why);
 
-static void start_auth(struct mcpc *c, struct preq *p, bool refresh_only);
-
 static void start_transfer(struct mcpc *c, struct preq *p)
 {
     json_t *hdrs = json_array();
@@ -413,7 +406,7 @@ static void start_transfer(struct mcpc *c, struct preq *p)
         url = c->post_url;
     }
     if (url == NULL) {
-        fail(c, p, MCPC_ERR_TRANSPORT, "not connected to the server");
+        mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "not connected to the server");
         json_decref(hdrs);
         return;
     }
@@ -450,7 +443,7 @@ static void start_transfer(struct mcpc *c, struct preq *p)
         hdr_add(hdrs, "Last-Event-ID: %s", p->sp.last_id);
     if (c->o.auth != NULL) {
         if (oauthc_refresh_due(c->o.auth))
-            start_auth(c, NULL, true);
+            mcpc_start_auth(c, NULL, true);
         if (oauthc_access_token(c->o.auth, &token) == 0) {
             char *line = xasprintf("Authorization: Bearer %s", token);
             json_array_append_new(hdrs, json_string(line));
@@ -470,7 +463,7 @@ static void start_transfer(struct mcpc *c, struct preq *p)
                          .headers = hv,
                          .body = body,
                          .body_len = body != NULL ? strlen(body) : 0,
-                         .timeout_ms = p->xfer_timeout_ms > 0                          ? p->xfer_timeout_ms
+                         .timeout_ms = p->xfer_timeout_ms > 0 ? p->xfer_timeout_ms
                                        : p->kind == PK_POST || p->kind == PK_DELETE ? 30000
                                                                                     : 0};
     static const struct hc_xfer_cbs cbs = {on_x_headers, on_x_data, on_x_done};
@@ -482,7 +475,7 @@ static void start_transfer(struct mcpc *c, struct preq *p)
     int r = hc_multi_start(c->m, &req, &cbs, p, &p->x);
     if (r != 0) {
         p->x = NULL;
-        fail(c, p, MCPC_ERR_TRANSPORT, "cannot send to %s: %s", url, err_str(r));
+        mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "cannot send to %s: %s", url, err_str(r));
     }
     /* the Authorization line inside hdrs is wiped with it */
     for (size_t i = 0; i < nh; i++) {
@@ -563,8 +556,6 @@ static void park(struct mcpc *c, struct preq *p)
     (void)c;
 }
 
-static void start_reinit(struct mcpc *c);
-
 /* A request's stream ended before its answer: resume with Last-Event-ID (legacy) when the
  * server gave event ids, else report. */
 static void stream_ended(struct mcpc *c, struct preq *p, const char *why)
@@ -581,8 +572,8 @@ static void stream_ended(struct mcpc *c, struct preq *p, const char *why)
         p->due = mcpc_now_ms() + retry;
         return;
     }
-    fail(c, p, MCPC_ERR_TRANSPORT, "the server closed the stream of %s before answering (%s)",
-         p->method != NULL ? p->method : "the request", why);
+    mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "the server closed the stream of %s before answering (%s)",
+              p->method != NULL ? p->method : "the request", why);
 }
 
 /* A listening stream ended: reconnect with backoff (it is how server notifications arrive). */
@@ -617,8 +608,8 @@ static void get_ended(struct mcpc *c, struct preq *p, const char *why)
                 if (!q->parked)
                     continue;
                 q->parked = false;
-                fail(c, q, MCPC_ERR_TRANSPORT, "the SSE connection to the server is lost");
-                maybe_release(c, q);
+                mcpc_fail(c, q, MCPC_ERR_TRANSPORT, "the SSE connection to the server is lost");
+                mcpc_maybe_release(c, q);
             }
             if (c->ev.on_lost != NULL)
                 c->ev.on_lost(c->ev_arg, "the SSE connection to the server is lost");
@@ -640,8 +631,8 @@ static void get_ended(struct mcpc *c, struct preq *p, const char *why)
             c->ev.on_lost(c->ev_arg, "the SSE connection to the server is lost");
         return;
     }
-    long long wait = p->sse && p->sp_on && p->sp.retry_ms >= 0 ? p->sp.retry_ms
-                                                               : backoff_ms(p->failures - 1);
+    long long wait =
+        p->sse && p->sp_on && p->sp.retry_ms >= 0 ? p->sp.retry_ms : backoff_ms(p->failures - 1);
     if (p->kind == PK_GET && c->era == MCPC_ERA_LEGACY && p->sp_on)
         p->resuming = p->sp.last_id[0] != '\0';
     if (p->sp_on)
@@ -651,7 +642,7 @@ static void get_ended(struct mcpc *c, struct preq *p, const char *why)
         log_info("the SSE stream ended (%s); reconnecting", why);
         p->cancelled = true;
         c->get_stream = NULL;
-        start_reinit(c);
+        mcpc_start_reinit(c);
         return;
     }
     if (p->kind == PK_LISTEN) {
@@ -673,7 +664,7 @@ static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why)
     if (p->sp_on && p->sse && err == 0)
         sse_finish(&p->sp);
     if (p->cancelled) {
-        maybe_release(c, p);
+        mcpc_maybe_release(c, p);
         return;
     }
     if (p->raw != NULL && err != 0) {
@@ -688,22 +679,24 @@ static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why)
         if (c->o.auth != NULL && p->auth_tries < MCPC_AUTH_TRIES) {
             p->auth_tries++;
             park(c, p);
-            start_auth(c, p, false);
+            mcpc_start_auth(c, p, false);
             return;
         }
         if (p->kind == PK_GET || p->kind == PK_POST) {
-            log_warn("the server refused %s (HTTP %ld)", p->kind == PK_GET ? "the stream" : "a message", st);
+            log_warn("the server refused %s (HTTP %ld)",
+                     p->kind == PK_GET ? "the stream" : "a message", st);
             p->cancelled = true;
             if (c->get_stream == p)
                 c->get_stream = NULL;
         } else {
-            fail(c, p, MCPC_ERR_AUTH,
-                 c->o.auth != NULL ? "the server still refuses the credentials (HTTP %ld) after "
-                                     "signing in again"
-                                   : "the server requires authorization (HTTP %ld)",
-                 st);
+            mcpc_fail(c, p, MCPC_ERR_AUTH,
+                      c->o.auth != NULL
+                          ? "the server still refuses the credentials (HTTP %ld) after "
+                            "signing in again"
+                          : "the server requires authorization (HTTP %ld)",
+                      st);
         }
-        maybe_release(c, p);
+        mcpc_maybe_release(c, p);
         return;
     }
     /* a lost legacy session: initialize again, then replay */
@@ -713,11 +706,11 @@ static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why)
             p->reinit_done = true;
             p->resuming = false;
             park(c, p);
-            start_reinit(c);
+            mcpc_start_reinit(c);
             return;
         }
-        fail(c, p, MCPC_ERR_TRANSPORT, "the server lost the session again after a new one");
-        maybe_release(c, p);
+        mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "the server lost the session again after a new one");
+        mcpc_maybe_release(c, p);
         return;
     }
 
@@ -751,12 +744,12 @@ static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why)
             if (p->sse || p->resuming)
                 stream_ended(c, p, why);
             else
-                fail(c, p, MCPC_ERR_TRANSPORT, "%s", why);
+                mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "%s", why);
             break;
         }
         if (p->resuming && st >= 400) {
-            fail(c, p, MCPC_ERR_TRANSPORT,
-                 "the server could not resume the stream of %s (HTTP %ld)", p->method, st);
+            mcpc_fail(c, p, MCPC_ERR_TRANSPORT,
+                      "the server could not resume the stream of %s (HTTP %ld)", p->method, st);
             break;
         }
         if (p->sse) {
@@ -790,194 +783,13 @@ static void on_x_done(void *arg, struct hc_xfer *x, int err, const char *why)
             char snippet[130] = "";
             if (p->body.len > 0)
                 reason_quote(p->body.data, 120, snippet);
-            fail(c, p, MCPC_ERR_TRANSPORT, "HTTP %ld from the server%s%s", st,
-                 snippet[0] ? ": " : "", snippet);
+            mcpc_fail(c, p, MCPC_ERR_TRANSPORT, "HTTP %ld from the server%s%s", st,
+                      snippet[0] ? ": " : "", snippet);
         }
         break;
     }
-    maybe_release(c, p);
+    mcpc_maybe_release(c, p);
 }
-
-/* ---- the auth thread ---- */
-
-static void *auth_main(void *arg)
-{
-    struct mcpc *c = arg;
-    char why[300] = "";
-    int r;
-    if (c->auth_refresh_only)
-        r = oauthc_refresh_now(c->o.auth, why, sizeof why);
-    else
-        r = oauthc_challenge(c->o.auth, c->auth_status, c->auth_www, c->auth_failed, why,
-                             sizeof why);
-    pthread_mutex_lock(&c->mu);
-    c->auth_result = r;
-    snprintf(c->auth_why, sizeof c->auth_why, "%s", why);
-    c->auth_finished = true;
-    pthread_mutex_unlock(&c->mu);
-    hc_multi_wakeup(c->m);
-    return NULL;
-}
-
-/* Starts the auth thread for p's challenge (or a proactive refresh), unless it runs already:
- * then p simply waits with the others. */
-static void start_auth(struct mcpc *c, struct preq *p, bool refresh_only)
-{
-    pthread_mutex_lock(&c->mu);
-    bool running = c->auth_running;
-    pthread_mutex_unlock(&c->mu);
-    if (running)
-        return;
-    free(c->auth_www);
-    free(c->auth_failed);
-    c->auth_www = p != NULL && p->www != NULL ? xstrdup(p->www) : NULL;
-    c->auth_failed = p != NULL && p->token != NULL ? xstrdup(p->token) : NULL;
-    c->auth_status = p != NULL ? p->status : 0;
-    c->auth_refresh_only = refresh_only;
-    pthread_mutex_lock(&c->mu);
-    c->auth_running = true;
-    c->auth_finished = false;
-    pthread_mutex_unlock(&c->mu);
-    if (pthread_create(&c->auth_thread, NULL, auth_main, c) != 0) {
-        pthread_mutex_lock(&c->mu);
-        c->auth_running = false;
-        c->auth_finished = true;
-        c->auth_result = ERR_INTERNAL;
-        snprintf(c->auth_why, sizeof c->auth_why, "cannot start the sign-in thread");
-        pthread_mutex_unlock(&c->mu);
-    }
-}
-
-/* Loop thread: the auth thread is done; send the parked requests again, or fail them. */
-static void auth_collect(struct mcpc *c)
-{
-    pthread_mutex_lock(&c->mu);
-    bool fin = c->auth_finished;
-    pthread_mutex_unlock(&c->mu);
-    if (!fin)
-        return;
-    pthread_join(c->auth_thread, NULL);
-    pthread_mutex_lock(&c->mu);
-    c->auth_running = false;
-    c->auth_finished = false;
-    int r = c->auth_result;
-    char why[300];
-    snprintf(why, sizeof why, "%s", c->auth_why);
-    pthread_mutex_unlock(&c->mu);
-    if (c->auth_refresh_only) {
-        if (r != 0 && r != ERR_NOTFOUND)
-            log_warn("proactive refresh failed: %s", why);
-        /* requests that got a 401 meanwhile waited for this: send them again with the new
-         * token, or, when the refresh failed, let the first one start the full challenge */
-        for (struct preq *p = c->reqs; p != NULL; p = p->next) {
-            if (!p->parked || c->reinit)
-                continue;
-            if (r == 0) {
-                p->parked = false;
-                p->due = 1;
-            } else {
-                start_auth(c, p, false);
-                break;
-            }
-        }
-        return;
-    }
-    for (struct preq *p = c->reqs, *next; p != NULL; p = next) {
-        next = p->next;
-        if (!p->parked || c->reinit)
-            continue;
-        p->parked = false;
-        if (r == 0) {
-            p->due = 1;
-        } else {
-            if (p->raw != NULL)
-                p->raw->err = ERR_INVALID;
-            if (p->kind == PK_GET || p->kind == PK_LISTEN) {
-                p->cancelled = true;
-                if (c->get_stream == p)
-                    c->get_stream = NULL;
-            }
-            fail(c, p, MCPC_ERR_AUTH, "not authorized: %s", why);
-            maybe_release(c, p);
-        }
-    }
-}
-
-/* ---- re-initialization after a lost session ---- */
-
-static void reinit_then(struct mcpc *c, struct preq *ip, json_t *resp)
-{
-    json_t *result = json_object_get(resp, "result");
-    c->reinit = false;
-    if (!json_is_object(result)) {
-        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
-        log_error("the server lost the session and refused a new one: %s",
-                  m != NULL ? m : "no answer");
-        for (struct preq *p = c->reqs, *next; p != NULL; p = next) {
-            next = p->next;
-            if (!p->parked)
-                continue;
-            p->parked = false;
-            if (p->kind == PK_GET)
-                p->cancelled = true;
-            fail(c, p, MCPC_ERR_TRANSPORT, "the server lost the session and refused a new one");
-            maybe_release(c, p);
-        }
-        if (c->ev.on_lost != NULL)
-            c->ev.on_lost(c->ev_arg, "the server lost the session and refused a new one");
-        return;
-    }
-    /* the new session id arrived with the answer's headers (kept by on_x_headers in
-     * ip->raw); notifications/initialized, then everything parked goes again */
-    pthread_mutex_lock(&c->mu);
-    free(c->session_id);
-    c->session_id = ip->raw != NULL && ip->raw->session_id != NULL ? xstrdup(ip->raw->session_id)
-                                                                    : NULL;
-    pthread_mutex_unlock(&c->mu);
-    log_info("new session with the server established");
-    struct preq *n = mcpc_preq_new(c, PK_POST, "notifications/initialized", NULL);
-    n->due = 1;
-    list_add(c, n);
-    for (struct preq *p = c->reqs; p != NULL; p = p->next) {
-        if (p->parked) {
-            p->parked = false;
-            p->due = mcpc_now_ms() + 1;
-            p->reinit_done = true;
-        }
-    }
-    if (c->get_stream == NULL)
-        mcpc_stream_open(c);
-}
-
-static void start_reinit(struct mcpc *c)
-{
-    if (c->reinit)
-        return;
-    c->reinit = true;
-    log_info("the server no longer knows the session; initializing a new one");
-    if (c->era == MCPC_ERA_SSE) {
-        pthread_mutex_lock(&c->mu);
-        free(c->post_url);
-        c->post_url = NULL;
-        pthread_mutex_unlock(&c->mu);
-        /* the stream's endpoint event brings the new URL; initialize then (see loop) */
-        mcpc_stream_open(c);
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    free(c->session_id);
-    c->session_id = NULL;
-    pthread_mutex_unlock(&c->mu);
-    struct preq *ip = mcpc_preq_new(c, PK_REQUEST, "initialize", json_deep_copy(c->init_params));
-    ip->use_session = false;
-    ip->then = reinit_then;
-    ip->raw = xcalloc(1, sizeof *ip->raw); /* to read the new session id */
-    ip->raw_owned = true;
-    ip->due = 1;
-    list_add(c, ip);
-}
-
-static void inject_meta(struct mcpc *c, struct preq *p);
 
 /* ---- the listening stream ---- */
 
@@ -991,18 +803,18 @@ void mcpc_stream_open(struct mcpc *c)
             return;
         json_t *params = json_pack("{s:O}", "notifications", c->listen_filter);
         p = mcpc_preq_new(c, PK_LISTEN, "subscriptions/listen", params);
-        inject_meta(c, p);
+        mcpc_inject_meta(c, p);
     } else {
         p = mcpc_preq_new(c, PK_GET, NULL, NULL);
     }
     p->due = 1;
     c->get_stream = p;
-    list_add(c, p);
+    mcpc_list_add(c, p);
 }
 
 /* ---- the loop ---- */
 
-static void inject_meta(struct mcpc *c, struct preq *p)
+void mcpc_inject_meta(struct mcpc *c, struct preq *p)
 {
     if (c->era != MCPC_ERA_MODERN || p->msg == NULL || p->kind == PK_POST)
         return;
@@ -1017,8 +829,7 @@ static void inject_meta(struct mcpc *c, struct preq *p)
         json_object_set_new(params, "_meta", meta);
     }
     if (json_object_get(meta, "io.modelcontextprotocol/protocolVersion") == NULL)
-        json_object_set_new(meta, "io.modelcontextprotocol/protocolVersion",
-                            json_string(c->proto));
+        json_object_set_new(meta, "io.modelcontextprotocol/protocolVersion", json_string(c->proto));
     if (json_object_get(meta, "io.modelcontextprotocol/clientCapabilities") == NULL)
         json_object_set(meta, "io.modelcontextprotocol/clientCapabilities", c->capabilities);
     if (json_object_get(meta, "io.modelcontextprotocol/clientInfo") == NULL)
@@ -1042,16 +853,16 @@ static void tools_then(struct mcpc *c, struct preq *lp, json_t *resp)
 
 static void accept_send(struct mcpc *c, struct preq *p)
 {
-    list_add(c, p);
+    mcpc_list_add(c, p);
     if (p->kind == PK_GET) {
         if (c->get_stream != NULL) {
             p->cancelled = true; /* one listening stream is enough */
-            maybe_release(c, p);
+            mcpc_maybe_release(c, p);
             return;
         }
         c->get_stream = p;
     }
-    inject_meta(c, p);
+    mcpc_inject_meta(c, p);
     if (c->era == MCPC_ERA_MODERN && p->kind == PK_REQUEST && p->method != NULL &&
         strcmp(p->method, "tools/call") == 0 && !c->tools_loaded) {
         bool listing = false;
@@ -1061,9 +872,9 @@ static void accept_send(struct mcpc *c, struct preq *p)
         if (!listing) {
             struct preq *lp = mcpc_preq_new(c, PK_REQUEST, "tools/list", NULL);
             lp->then = tools_then;
-            inject_meta(c, lp);
+            mcpc_inject_meta(c, lp);
             lp->due = 1;
-            list_add(c, lp);
+            mcpc_list_add(c, lp);
         }
         p->parked = true;
         return;
@@ -1092,7 +903,7 @@ static void do_cancel(struct mcpc *c, uint64_t handle, const char *reason)
                 json_object_set_new(params, "reason", json_string(reason));
             struct preq *n = mcpc_preq_new(c, PK_POST, "notifications/cancelled", params);
             n->due = 1;
-            list_add(c, n);
+            mcpc_list_add(c, n);
         }
         p->parked = false;
         p->due = 0;
@@ -1100,7 +911,7 @@ static void do_cancel(struct mcpc *c, uint64_t handle, const char *reason)
             struct hc_xfer *x = p->x;
             hc_xfer_abort(c->m, x); /* on_x_done releases p */
         } else {
-            maybe_release(c, p);
+            mcpc_maybe_release(c, p);
         }
         return;
     }
@@ -1116,15 +927,9 @@ static void run_commands(struct mcpc *c, bool *stop)
         struct cmd *cm = list;
         list = cm->next;
         switch (cm->kind) {
-        case CMD_SEND:
-            accept_send(c, cm->p);
-            break;
-        case CMD_CANCEL:
-            do_cancel(c, cm->handle, cm->reason);
-            break;
-        case CMD_STOP:
-            *stop = true;
-            break;
+        case CMD_SEND: accept_send(c, cm->p); break;
+        case CMD_CANCEL: do_cancel(c, cm->handle, cm->reason); break;
+        case CMD_STOP: *stop = true; break;
         case CMD_LISTEN:
             json_decref(c->listen_filter);
             c->listen_filter = cm->filter;
@@ -1137,7 +942,7 @@ static void run_commands(struct mcpc *c, bool *stop)
                 if (old->x != NULL)
                     hc_xfer_abort(c->m, old->x);
                 else
-                    maybe_release(c, old);
+                    mcpc_maybe_release(c, old);
             }
             mcpc_stream_open(c);
             break;
@@ -1160,9 +965,8 @@ static void maybe_ping(struct mcpc *c, long long now)
         return;
     c->next_ping = now + c->o.ping_interval_s * 1000LL;
     /* ping is gone from 2026-07-28; server/discover is the cheapest request there */
-    struct preq *p = mcpc_preq_new(c, PK_REQUEST, c->era == MCPC_ERA_MODERN ? "server/discover"
-                                                                              : "ping",
-                                   NULL);
+    struct preq *p =
+        mcpc_preq_new(c, PK_REQUEST, c->era == MCPC_ERA_MODERN ? "server/discover" : "ping", NULL);
     log_debug("keep-alive %s", p->method);
     accept_send(c, p);
 }
@@ -1175,29 +979,29 @@ static void *loop_main(void *arg)
         run_commands(c, &stop);
         if (stop)
             break;
-        auth_collect(c);
+        mcpc_auth_collect(c);
         long long now = mcpc_now_ms(), next = now + 1000;
         maybe_ping(c, now);
         /* HTTP+SSE: a re-initialization waits for the stream's endpoint event */
         if (c->reinit && c->era == MCPC_ERA_SSE && c->post_url != NULL) {
             bool sent = false;
             for (struct preq *p = c->reqs; p != NULL; p = p->next)
-                if (p->then == reinit_then)
+                if (p->then == mcpc_reinit_then)
                     sent = true;
             if (!sent) {
-                struct preq *ip = mcpc_preq_new(c, PK_REQUEST, "initialize",
-                                                json_deep_copy(c->init_params));
-                ip->then = reinit_then;
+                struct preq *ip =
+                    mcpc_preq_new(c, PK_REQUEST, "initialize", json_deep_copy(c->init_params));
+                ip->then = mcpc_reinit_then;
                 ip->raw = xcalloc(1, sizeof *ip->raw);
                 ip->raw_owned = true;
                 ip->due = 1;
-                list_add(c, ip);
+                mcpc_list_add(c, ip);
             }
         }
         for (struct preq *p = c->reqs, *nx; p != NULL; p = nx) {
             nx = p->next;
             if (p->due > 0 && p->due <= now && !p->parked && p->x == NULL) {
-                bool waits = c->reinit && p->then != reinit_then && p->kind != PK_GET;
+                bool waits = c->reinit && p->then != mcpc_reinit_then && p->kind != PK_GET;
                 if (!waits)
                     start_transfer(c, p);
             } else if (p->due > now && p->due < next) {
@@ -1219,7 +1023,7 @@ static void *loop_main(void *arg)
     while (c->reqs != NULL) {
         struct preq *p = c->reqs;
         if (p->kind == PK_REQUEST && !p->cancelled && !p->completed)
-            fail(c, p, MCPC_ERR_CLOSED, "the connection to the server is closing");
+            mcpc_fail(c, p, MCPC_ERR_CLOSED, "the connection to the server is closing");
         list_del(c, p);
         preq_free(p);
     }
@@ -1289,8 +1093,8 @@ static void enqueue(struct mcpc *c, struct cmd *cm)
     hc_multi_wakeup(c->m);
 }
 
-int mcpc_submit(struct mcpc *c, struct preq *p, bool wait, bool raw, int timeout_ms,
-                json_t **resp, struct rawres *rawout)
+int mcpc_submit(struct mcpc *c, struct preq *p, bool wait, bool raw, int timeout_ms, json_t **resp,
+                struct rawres *rawout)
 {
     struct waiter *w = NULL;
     if (resp != NULL)
