@@ -133,7 +133,9 @@ struct mcp_resource_template_def {
 
 int mcp_resource_add(struct mcp_server *srv, const struct mcp_resource_def *def);
 int mcp_resource_remove(struct mcp_server *srv, const char *uri);
+/* MCPGATE_EEXISTS for a template already registered (the same uriTemplate string). */
 int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_template_def *d);
+int mcp_resource_template_remove(struct mcp_server *srv, const char *uri_template);
 /* Tells every session subscribed to uri that it changed (notifications/resources/updated). */
 void mcp_resource_updated(struct mcp_server *srv, const char *uri);
 /* Tells every session that a list changed without changing it: what is "tools", "prompts" or

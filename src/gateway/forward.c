@@ -257,6 +257,7 @@ static int tool_result(struct up *u, int r, json_t *resp, const char *why, json_
     }
     *result = json_deep_copy(res);
     json_object_del(*result, "resultType");
+    gw_expose_blocks(u, json_object_get(*result, "content"));
     json_t *meta = json_object_get(*result, "_meta");
     json_object_del(meta, "io.modelcontextprotocol/serverInfo");
     if (json_is_object(meta) && json_object_size(meta) == 0)
@@ -412,6 +413,10 @@ int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
     }
     *result = json_deep_copy(res);
     json_object_del(*result, "resultType");
+    size_t i;
+    json_t *m;
+    json_array_foreach (json_object_get(*result, "messages"), i, m)
+        gw_expose_block(e->up, json_object_get(m, "content"));
     json_decref(resp);
     return 0;
 }
@@ -420,7 +425,16 @@ int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *
 {
     struct entry *e = udata;
     char why[300] = "";
-    json_t *params = json_pack("{s:s}", "uri", uri);
+    /* the upstream's own URI: a resource's, or the concrete one of a template */
+    char *orig = NULL;
+    if (!e->tpl)
+        orig = xstrdup(e->orig);
+    else if (!e->ns)
+        orig = xstrdup(uri);
+    else if ((orig = gw_ns_strip(e->up->cfg.name, e->orig, uri)) == NULL)
+        return MCPGATE_ENOTFOUND;
+    json_t *params = json_pack("{s:s}", "uri", orig);
+    free(orig);
     add_identity(ctx, params);
     json_t *resp = NULL;
     int r = forward(e->up, ctx, "resources/read", params, &resp, why, sizeof why);
@@ -431,6 +445,7 @@ int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *
         json_decref(resp);
         return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_ENOTFOUND;
     }
+    gw_expose_contents(e->up, c);
     *contents = json_incref(c);
     json_decref(resp);
     return 0;

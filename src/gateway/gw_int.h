@@ -4,6 +4,7 @@
 #define MCPGATE_GATEWAY_GW_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "gateway/conn.h"
@@ -17,7 +18,9 @@ struct up;
 /* A registered entry's handler data. */
 struct entry {
     struct up *up;
-    char *orig; /* the upstream's own name or URI */
+    char *orig; /* the upstream's own name, URI or URI template */
+    bool tpl;   /* a resource template */
+    bool ns;    /* ... registered under its namespaced form (resources.c) */
     struct entry *next;
 };
 
@@ -43,6 +46,13 @@ struct up {
     json_t *seen; /* the upstream's lists as last seen: {"tools": [...], ...} */
     bool removed;
     bool refresh_tools, refresh_prompts, refresh_resources;
+    bool retool;   /* list the tools again even if unchanged (a UI resource was renamed) */
+    atomic_bool ui_tools; /* some tool points at a UI resource */
+    /* resources.c: the resources and templates as last listed (gateway's res_mu), and those
+     * registered under the namespaced form, {orig: exposed} (gateway's mu) */
+    json_t *res_offer, *tpl_offer;
+    json_t *ns_res, *ns_tpl;
+    atomic_bool has_ns; /* ns_res or ns_tpl is not empty: URIs leaving it need a look */
     struct up *next;
 };
 
@@ -65,7 +75,8 @@ struct gateway {
     struct up *ups; /* live and removed (removed ones stay until gw_free) */
     struct entry *entries;
     struct parked *parked;
-    json_t *uri_owner; /* resource URI or template -> upstream name */
+    json_t *uri_owner; /* resource URI or template (as registered) -> upstream name */
+    pthread_mutex_t res_mu; /* one decision on resource names at a time (resources.c) */
     int max_children, max_per_user, children;
     pthread_t reaper;
     bool stop;
@@ -83,6 +94,33 @@ struct gw_conn *slot_ready(struct up *u, const char *owner);
  * or the caller's own per-session child (started on first use, within the caps). */
 int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner, size_t ownerlen,
              char *why, size_t whylen);
+
+/* A registered entry's handler data (lives as long as the gateway). */
+struct entry *entry_new(struct up *u, const char *orig);
+
+/* resources.c */
+
+/* The upstream listed its resources and templates (NULL: that list is unknown, as it was):
+ * names are decided again for every upstream, and what changed is registered again. */
+void gw_resources_offer(struct up *u, json_t *resources, json_t *templates);
+/* The upstream offers none any more (stopped, removed). */
+void gw_resources_withdraw(struct up *u);
+/* Which URIs get their upstream's name: offers is {upstream: [URI or template, ...]}; the
+ * answer {upstream: {URI: namespaced form}} holds those offered by two upstreams or more, and
+ * those equal to another's namespaced form (none of the forms collides). */
+json_t *gw_ns_plan(json_t *offers);
+/* "demo://doc/a" offered by upstream "left": "demo://left/doc/a"; "urn:x": "urn:left/x". */
+char *gw_ns_uri(const char *name, const char *uri);
+/* The inverse for a URI that matched the namespaced form of template tpl, or NULL. */
+char *gw_ns_strip(const char *name, const char *tpl, const char *uri);
+/* The name clients know for a URI that came from u, or NULL when it is the same. */
+char *gw_expose_uri(struct up *u, const char *uri);
+/* The same applied in place: a content block (resource_link, resource), an array of them, an
+ * array of resource contents; and a copy of a tool's _meta (its UI resource). */
+void gw_expose_block(struct up *u, json_t *block);
+void gw_expose_blocks(struct up *u, json_t *blocks);
+void gw_expose_contents(struct up *u, json_t *contents);
+json_t *gw_expose_tool_meta(struct up *u, json_t *meta);
 
 /* forward.c: the handlers registered for an upstream's entries (udata: struct entry) */
 int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata);

@@ -326,7 +326,7 @@ static bool tool_allowed(struct up *u, const char *name)
     return true;
 }
 
-static struct entry *entry_new(struct up *u, const char *orig)
+struct entry *entry_new(struct up *u, const char *orig)
 {
     struct entry *e = xcalloc(1, sizeof *e);
     e->up = u;
@@ -371,6 +371,7 @@ static json_t *list_all(struct gw_conn *c, const char *method, const char *field
     return all;
 }
 
+/* Tools or prompts (resources: resources.c). */
 static void unregister_kind(struct up *u, const char *kind)
 {
     json_t *names = json_object_get(u->reg, kind);
@@ -380,15 +381,8 @@ static void unregister_kind(struct up *u, const char *kind)
         const char *name = json_string_value(n);
         if (strcmp(kind, "tools") == 0)
             (void)mcp_tool_remove(u->gw->srv, name);
-        else if (strcmp(kind, "prompts") == 0)
+        else
             (void)mcp_prompt_remove(u->gw->srv, name);
-        else if (strcmp(kind, "resources") == 0)
-            (void)mcp_resource_remove(u->gw->srv, name);
-        if (strcmp(kind, "resources") == 0 || strcmp(kind, "templates") == 0) {
-            pthread_mutex_lock(&u->gw->mu);
-            json_object_del(u->gw->uri_owner, name);
-            pthread_mutex_unlock(&u->gw->mu);
-        }
     }
     json_object_set_new(u->reg, kind, json_array());
 }
@@ -407,6 +401,12 @@ static void register_tools(struct up *u, json_t *tools)
         char *outs = dump_or_null(json_object_get(t, "outputSchema"));
         char *ann = dump_or_null(json_object_get(t, "annotations"));
         char *icons = dump_or_null(json_object_get(t, "icons"));
+        json_t *mj = gw_expose_tool_meta(u, json_object_get(t, "_meta"));
+        char *meta = dump_or_null(mj);
+        json_decref(mj);
+        if (json_object_get(json_object_get(json_object_get(t, "_meta"), "ui"), "resourceUri") ||
+            json_object_get(json_object_get(t, "_meta"), "ui/resourceUri"))
+            atomic_store(&u->ui_tools, true);
         struct mcp_tool_def d = {.name = name,
                                  .title = json_string_value(json_object_get(t, "title")),
                                  .description =
@@ -415,6 +415,7 @@ static void register_tools(struct up *u, json_t *tools)
                                  .output_schema = outs,
                                  .annotations = ann,
                                  .icons = icons,
+                                 .meta = meta,
                                  .handler = tool_fwd,
                                  .udata = entry_new(u, orig),
                                  .flags = MCP_TOOL_NONBLOCKING /* or MCPGATE_EWOULDBLOCK */};
@@ -437,6 +438,7 @@ static void register_tools(struct up *u, json_t *tools)
         free(outs);
         free(ann);
         free(icons);
+        free(meta);
     }
 }
 
@@ -467,64 +469,6 @@ static void register_prompts(struct up *u, json_t *prompts)
     }
 }
 
-static bool claim_uri(struct up *u, const char *uri)
-{
-    pthread_mutex_lock(&u->gw->mu);
-    const char *owner = json_string_value(json_object_get(u->gw->uri_owner, uri));
-    bool ok = owner == NULL;
-    if (ok)
-        json_object_set_new(u->gw->uri_owner, uri, json_string(u->cfg.name));
-    pthread_mutex_unlock(&u->gw->mu);
-    if (!ok && strcmp(owner, u->cfg.name) != 0)
-        log_warn("[%s] resource %s is offered by %s already; skipped", u->cfg.name, uri, owner);
-    return ok;
-}
-
-static void register_resources(struct up *u, json_t *resources, json_t *templates)
-{
-    size_t i;
-    json_t *r;
-    json_t *names = json_object_get(u->reg, "resources");
-    json_array_foreach (resources, i, r) {
-        const char *uri = json_string_value(json_object_get(r, "uri"));
-        const char *name = json_string_value(json_object_get(r, "name"));
-        if (uri == NULL || !claim_uri(u, uri))
-            continue;
-        char *ann = dump_or_null(json_object_get(r, "annotations"));
-        json_t *size = json_object_get(r, "size");
-        struct mcp_resource_def d = {.uri = uri,
-                                     .name = name != NULL ? name : uri,
-                                     .title = json_string_value(json_object_get(r, "title")),
-                                     .description =
-                                         json_string_value(json_object_get(r, "description")),
-                                     .mime_type = json_string_value(json_object_get(r, "mimeType")),
-                                     .annotations = ann,
-                                     .size = json_is_integer(size) ? json_integer_value(size) : -1,
-                                     .handler = resource_fwd,
-                                     .udata = entry_new(u, uri)};
-        if (mcp_resource_add(u->gw->srv, &d) == 0)
-            json_array_append_new(names, json_string(uri));
-        free(ann);
-    }
-    json_t *tnames = json_object_get(u->reg, "templates");
-    json_array_foreach (templates, i, r) {
-        const char *tpl = json_string_value(json_object_get(r, "uriTemplate"));
-        const char *name = json_string_value(json_object_get(r, "name"));
-        if (tpl == NULL || !claim_uri(u, tpl))
-            continue;
-        struct mcp_resource_template_def d = {
-            .uri_template = tpl,
-            .name = name != NULL ? name : tpl,
-            .title = json_string_value(json_object_get(r, "title")),
-            .description = json_string_value(json_object_get(r, "description")),
-            .mime_type = json_string_value(json_object_get(r, "mimeType")),
-            .handler = resource_fwd,
-            .udata = entry_new(u, tpl)};
-        if (mcp_resource_template_add(u->gw->srv, &d) == 0)
-            json_array_append_new(tnames, json_string(tpl));
-    }
-}
-
 /* Did a list change since it was last registered? Remembers it. */
 static bool changed(struct up *u, const char *kind, json_t *list)
 {
@@ -542,9 +486,21 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
     json_t *caps = json_object_get(gw_conn_info(c), "capabilities");
     int tmo = u->cfg.start_timeout_s * 1000;
     mcp_server_batch(u->gw->srv, true);
+    /* resources first: a tool may point at one (MCP Apps), under the name decided here */
+    if (resources && json_object_get(caps, "resources") != NULL) {
+        json_t *l = list_all(c, "resources/list", "resources", tmo);
+        json_t *t = list_all(c, "resources/templates/list", "resourceTemplates", tmo);
+        gw_resources_offer(u, l, t);
+        json_decref(l);
+        json_decref(t);
+    }
+    pthread_mutex_lock(&u->mu);
+    bool retool = u->retool;
+    u->retool = false;
+    pthread_mutex_unlock(&u->mu);
     if (tools && json_object_get(caps, "tools") != NULL) {
         json_t *l = list_all(c, "tools/list", "tools", tmo);
-        if (l != NULL && changed(u, "tools", l)) {
+        if (l != NULL && (changed(u, "tools", l) || retool)) {
             unregister_kind(u, "tools");
             register_tools(u, l);
         }
@@ -557,19 +513,6 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
             register_prompts(u, l);
         }
         json_decref(l);
-    }
-    if (resources && json_object_get(caps, "resources") != NULL) {
-        json_t *l = list_all(c, "resources/list", "resources", tmo);
-        json_t *t = list_all(c, "resources/templates/list", "resourceTemplates", tmo);
-        bool ch = l != NULL && changed(u, "resources", l);
-        ch = (t != NULL && changed(u, "templates", t)) || ch;
-        if (ch) {
-            unregister_kind(u, "resources");
-            unregister_kind(u, "templates");
-            register_resources(u, l, t);
-        }
-        json_decref(l);
-        json_decref(t);
     }
     mcp_server_batch(u->gw->srv, false);
     log_info("[%s] offers %zu tools, %zu prompts, %zu resources, %zu templates", u->cfg.name,
@@ -588,8 +531,11 @@ static void on_conn_notification(void *arg, json_t *msg)
         return;
     if (strcmp(m, "notifications/resources/updated") == 0) {
         const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
-        if (uri != NULL)
-            mcp_resource_updated(u->gw->srv, uri);
+        if (uri != NULL) {
+            char *x = gw_expose_uri(u, uri);
+            mcp_resource_updated(u->gw->srv, x != NULL ? x : uri);
+            free(x);
+        }
         return;
     }
     /* list changes are picked up by the reaper thread (listing needs calls, not this thread) */
@@ -733,6 +679,10 @@ static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
     pthread_cond_init(&u->cv, NULL);
     u->reg = json_pack("{s:[], s:[], s:[], s:[]}", "tools", "prompts", "resources", "templates");
     u->seen = json_object();
+    u->res_offer = json_array();
+    u->tpl_offer = json_array();
+    u->ns_res = json_object();
+    u->ns_tpl = json_object();
     return u;
 }
 
@@ -741,8 +691,7 @@ static void up_stop(struct up *u)
     mcp_server_batch(u->gw->srv, true);
     unregister_kind(u, "tools");
     unregister_kind(u, "prompts");
-    unregister_kind(u, "resources");
-    unregister_kind(u, "templates");
+    gw_resources_withdraw(u); /* one that shared a URI with it may drop its name */
     mcp_server_batch(u->gw->srv, false);
     json_object_clear(u->seen);
     for (struct slot *s = u->slots; s != NULL; s = s->next)
@@ -853,6 +802,7 @@ int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct ga
     gw->max_per_user = cfg->max_children_per_user;
     gw->uri_owner = json_object();
     pthread_mutex_init(&gw->mu, NULL);
+    pthread_mutex_init(&gw->res_mu, NULL);
     pthread_cond_init(&gw->cv, NULL);
     mcp_server_set_access(srv, gw_access, gw);
     mcp_server_set_session_end(srv, on_session_end, gw);
@@ -961,6 +911,10 @@ void gw_free(struct gateway *gw)
         json_decref(u->cfg.source);
         json_decref(u->reg);
         json_decref(u->seen);
+        json_decref(u->res_offer);
+        json_decref(u->tpl_offer);
+        json_decref(u->ns_res);
+        json_decref(u->ns_tpl);
         pthread_cond_destroy(&u->cv);
         pthread_mutex_destroy(&u->mu);
         free(u);
@@ -973,6 +927,7 @@ void gw_free(struct gateway *gw)
     }
     json_decref(gw->uri_owner);
     pthread_mutex_destroy(&gw->mu);
+    pthread_mutex_destroy(&gw->res_mu);
     pthread_cond_destroy(&gw->cv);
     free(gw);
 }

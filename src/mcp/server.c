@@ -337,6 +337,7 @@ static void *reglist_take(struct reglist *l, const char *key, const char *(*keyo
 static const char *tool_key(void *x) { return ((struct tool *)x)->name; }
 static const char *resource_key(void *x) { return ((struct resource *)x)->uri; }
 static const char *prompt_key(void *x) { return ((struct prompt *)x)->name; }
+static const char *rtemplate_key(void *x) { return ((struct rtemplate *)x)->uri_template; }
 
 int mcp_tool_remove(struct mcp_server *srv, const char *name)
 {
@@ -432,8 +433,28 @@ int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_
     set_str(t->listing, "description", d->description);
     set_str(t->listing, "mimeType", d->mime_type);
     pthread_rwlock_wrlock(&srv->reg_lock);
+    for (size_t i = 0; i < srv->templates.n; i++) {
+        if (strcmp(((struct rtemplate *)srv->templates.items[i])->uri_template, d->uri_template) ==
+            0) {
+            pthread_rwlock_unlock(&srv->reg_lock);
+            rtemplate_free(t);
+            return ERR_EXISTS;
+        }
+    }
     reglist_push(&srv->templates, t);
     pthread_rwlock_unlock(&srv->reg_lock);
+    server_broadcast(srv, "notifications/resources/list_changed", "resourcesListChanged", NULL);
+    return 0;
+}
+
+int mcp_resource_template_remove(struct mcp_server *srv, const char *uri_template)
+{
+    pthread_rwlock_wrlock(&srv->reg_lock);
+    struct rtemplate *t = reglist_take(&srv->templates, uri_template, rtemplate_key);
+    pthread_rwlock_unlock(&srv->reg_lock);
+    if (t == NULL)
+        return ERR_NOTFOUND;
+    rtemplate_unref(t);
     server_broadcast(srv, "notifications/resources/list_changed", "resourcesListChanged", NULL);
     return 0;
 }

@@ -159,11 +159,47 @@ describe('stdio: the aggregator without auth', () => {
     const g = await client.getPrompt({ name: 'everything__simple-prompt' });
     assert.ok(g.messages.length > 0);
     const { resources } = await client.listResources();
-    const doc = resources.find((r) => r.uri.startsWith('demo://resource/static/document/'));
+    const doc = resources.find((r) => r.uri.startsWith('demo://everything/resource/static/'));
     assert.ok(doc, JSON.stringify(resources.map((r) => r.uri)));
     const rd = await client.readResource({ uri: doc.uri });
     assert.ok(rd.contents[0].text.length > 0);
   });
+
+  test('a URI two servers offer: each offer carries its server\'s name, none hides the other',
+    async () => {
+      // "everything" and "slow" are the same server: every resource URI is offered twice
+      const uris = (await client.listResources()).resources.map((r) => r.uri);
+      const doc = 'resource/static/document/architecture.md';
+      assert.ok(uris.includes(`demo://everything/${doc}`), uris.join(' '));
+      assert.ok(uris.includes(`demo://slow/${doc}`), uris.join(' '));
+      assert.ok(!uris.some((u) => u.startsWith('demo://resource/')), uris.join(' '));
+      assert.equal(new Set(uris).size, uris.length);
+      const rd = await client.readResource({ uri: `demo://slow/${doc}` });
+      assert.equal(rd.contents[0].uri, `demo://slow/${doc}`);
+      assert.match(rd.contents[0].text, /architecture/i);
+      const tpls = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+      assert.ok(tpls.includes('demo://everything/resource/dynamic/text/{resourceId}'), tpls.join(' '));
+      assert.ok(tpls.includes('demo://slow/resource/dynamic/text/{resourceId}'), tpls.join(' '));
+      // a template read goes to its server with the server's own URI, and comes back renamed
+      const t = await client.readResource({ uri: 'demo://slow/resource/dynamic/text/5' });
+      assert.equal(t.contents[0].uri, 'demo://slow/resource/dynamic/text/5');
+      assert.match(t.contents[0].text, /Resource 5/);
+      // links and embedded resources in results name what the gateway serves
+      const links = await client.callTool({ name: 'everything__get-resource-links',
+        arguments: { count: 2 } });
+      const link = links.content.find((c) => c.type === 'resource_link');
+      assert.match(link.uri, /^demo:\/\/everything\/resource\/dynamic\/(text|blob)\/\d+$/);
+      const followed = await client.readResource({ uri: link.uri });
+      assert.equal(followed.contents[0].uri, link.uri);
+      const ref = await client.callTool({ name: 'slow__get-resource-reference',
+        arguments: { resourceId: 3 } });
+      const embedded = ref.content.find((c) => c.type === 'resource');
+      assert.equal(embedded.resource.uri, 'demo://slow/resource/dynamic/text/3');
+      // a URI of neither form is not found (no guess at which server meant it)
+      const miss = await client.readResource({ uri: 'demo://resource/dynamic/text/3' })
+        .catch((err) => err);
+      assert.match(String(miss.message ?? miss), /not found/i);
+    });
 
   test('progress and elicitation through the gateway', async () => {
     const seen = [];
@@ -467,6 +503,44 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
     const after = [...srv.stderr().matchAll(/\[everything\] started \(pid (\d+)\)/g)].at(-1)[1];
     assert.equal(after, pidBefore, 'the unchanged server was not restarted');
   });
+
+  test('SIGHUP adding a second server with the same resources renames both; removing it undoes',
+    async () => {
+      const doc = 'resource/static/document/architecture.md';
+      const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+      const uris = async (c) => (await c.listResources()).resources.map((r) => r.uri);
+      const waitFor = (c, pred, what) => withTimeout((async () => {
+        for (;;) {
+          const u = await uris(c);
+          if (pred(u)) return u;
+          await sleep(100);
+        }
+      })(), 20000, what);
+      const tok = await tokenFor(srv, admin, 'mcp mcp:everything');
+      const c = await httpClient(srv, tok);
+      try {
+        assert.ok((await uris(c)).includes(`demo://${doc}`));
+        fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg,
+          mcpServers: { ...cfg.mcpServers, twin: { ...everything, scope: 'mcp:twin' } } }));
+        srv.proc.kill('SIGHUP');
+        const renamed = await waitFor(c, (u) => u.includes(`demo://everything/${doc}`),
+          'everything\'s resources were not renamed');
+        assert.ok(!renamed.includes(`demo://${doc}`), renamed.join(' '));
+        // twin's are there, but not for a token without its scope
+        assert.ok(!renamed.some((u) => u.startsWith('demo://twin/')), renamed.join(' '));
+        const miss = await c.readResource({ uri: `demo://twin/${doc}` }).catch((err) => err);
+        assert.match(String(miss.message ?? miss), /not found/i);
+        const r = await c.readResource({ uri: `demo://everything/${doc}` });
+        assert.match(r.contents[0].text, /architecture/i);
+        fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+        srv.proc.kill('SIGHUP');
+        const back = await waitFor(c, (u) => u.includes(`demo://${doc}`),
+          'everything\'s resources did not get their own names back');
+        assert.ok(!back.some((u) => u.startsWith('demo://everything/')), back.join(' '));
+      } finally {
+        await c.close();
+      }
+    });
 });
 
 describe('per-session children: identity, caps, idle stop, cancellation', () => {

@@ -832,6 +832,53 @@ static void test_deferred_cancel(void **state)
     f->s = mcp_session_new(f->srv, &io); /* for teardown */
 }
 
+static int dummy_resource(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *udata)
+{
+    (void)ctx;
+    (void)udata;
+    *contents = json_pack("[{s:s, s:s}]", "uri", uri, "text", "dummy");
+    return 0;
+}
+
+/* Templates are unique by their string and can be taken away (the gateway re-registers an
+ * upstream's templates when its list changes). */
+static void test_template_registry(void **state)
+{
+    struct fixture *f = *state;
+    struct mcp_resource_template_def d = {.uri_template = "demo://numbers/{n}", .name = "again",
+                                          .handler = dummy_resource};
+    assert_int_equal(mcp_resource_template_add(f->srv, &d), MCPGATE_EEXISTS);
+    d.uri_template = "other://{x}";
+    assert_int_equal(mcp_resource_template_add(f->srv, &d), 0);
+    initialize(f, "2025-11-25", "{}");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"resources/templates/list\"}");
+    json_t *m = answer(f, 2);
+    json_t *list = json_object_get(result(m), "resourceTemplates");
+    assert_int_equal(json_array_size(list), 2);
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"resources/read\",\"params\":{"
+            "\"uri\":\"other://7\"}}");
+    m = answer(f, 3);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(result(m), "contents"), 0), "text")),
+                        "dummy");
+    json_decref(m);
+    assert_int_equal(mcp_resource_template_remove(f->srv, "other://{x}"), 0);
+    assert_int_equal(mcp_resource_template_remove(f->srv, "other://{x}"), MCPGATE_ENOTFOUND);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"resources/read\",\"params\":{"
+            "\"uri\":\"other://7\"}}");
+    m = answer(f, 4);
+    assert_non_null(json_object_get(m, "error"));
+    json_decref(m);
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/templates/list\"}");
+    m = answer(f, 5);
+    list = json_object_get(result(m), "resourceTemplates");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "uriTemplate")),
+                        "demo://numbers/{n}");
+    json_decref(m);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -850,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mrtr_integrity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_registry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
