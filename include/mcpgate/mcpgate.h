@@ -173,6 +173,8 @@ typedef int (*mcp_complete_fn)(struct mcp_ctx *ctx, json_t *ref, const char *arg
                                const char *arg_value, json_t *context_args,
                                json_t **values /* OUT */, void *udata);
 void mcp_completion_set(struct mcp_server *srv, mcp_complete_fn fn, void *udata);
+/* The handler set (NULL when none), to chain to it. */
+mcp_complete_fn mcp_completion_get(struct mcp_server *srv, void **udata /* OUT */);
 
 /* Called after every tools/call with who called, the tool, the outcome ("ok", "tool_error" for
  * isError results, "error" for JSON-RPC errors, "input_required", "cancelled") and how long it
@@ -192,6 +194,13 @@ void mcp_server_set_access(struct mcp_server *srv, mcp_access_fn fn, void *arg);
 /* Called when a client session (legacy era) ends, with its key (mcp_ctx_session_key). */
 typedef void (*mcp_session_end_fn)(void *arg, unsigned long long key);
 void mcp_server_set_session_end(struct mcp_server *srv, mcp_session_end_fn fn, void *arg);
+
+/* Called when a resource URI gets its first subscriber (watching true) or loses its last one,
+ * counting legacy sessions' resources/subscribe and 2026-07-28 subscriptions/listen streams
+ * (until unsubscribed, closed or ended). Runs under an internal lock, so it must be quick and
+ * not call the server; setting NULL waits for a call in progress. */
+typedef void (*mcp_watch_fn)(void *arg, const char *uri, bool watching);
+void mcp_server_set_watch(struct mcp_server *srv, mcp_watch_fn fn, void *arg);
 
 /* ---- Inside a handler -------------------------------------------------------------------- */
 

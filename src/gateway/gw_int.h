@@ -77,6 +77,10 @@ struct gateway {
     struct parked *parked;
     json_t *uri_owner; /* resource URI or template (as registered) -> upstream name */
     pthread_mutex_t res_mu; /* one decision on resource names at a time (resources.c) */
+    json_t *watched;        /* URIs clients subscribe to (as they know them): true */
+    json_t *watch_q;        /* news for the upstreams: [[uri, subscribed, only-upstream|null]] */
+    mcp_complete_fn next_complete; /* completion of what is not the upstreams' (built-ins) */
+    void *next_complete_arg;
     int max_children, max_per_user, children;
     pthread_t reaper;
     bool stop;
@@ -121,6 +125,17 @@ void gw_expose_block(struct up *u, json_t *block);
 void gw_expose_blocks(struct up *u, json_t *blocks);
 void gw_expose_contents(struct up *u, json_t *contents);
 json_t *gw_expose_tool_meta(struct up *u, json_t *meta);
+
+/* The upstream's own URI (or template) for one clients know, to free, and the upstream's name
+ * in *upname (to free); NULL when no upstream serves it. */
+char *gw_ref_owner(struct gateway *gw, const char *uri, char **upname);
+
+/* Subscriptions: the server's watch hook (a URI's first subscriber or its last) queues the
+ * news; the reaper thread passes it on to the upstream serving the URI (gw_watch_run), and
+ * subscribes a restarted upstream again (gw_watch_again). */
+void gw_watch(void *arg, const char *uri, bool watching);
+void gw_watch_run(struct gateway *gw);
+void gw_watch_again(struct up *u);
 
 /* forward.c: the handlers registered for an upstream's entries (udata: struct entry) */
 int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata);

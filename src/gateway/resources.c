@@ -460,3 +460,166 @@ void gw_resources_withdraw(struct up *u)
     sync_all(gw, u);
     pthread_mutex_unlock(&gw->res_mu);
 }
+
+/* ---- subscriptions ---- */
+
+/* Which upstream serves the URI clients know as uri, and its own URI for it (*orig, to free).
+ * Holds res_mu (the registrations stay put). */
+static struct up *owner_of(struct gateway *gw, const char *uri, char **orig)
+{
+    pthread_mutex_lock(&gw->mu);
+    struct up *ups = gw->ups;
+    pthread_mutex_unlock(&gw->mu);
+    for (struct up *u = ups; u != NULL; u = u->next) {
+        if (u->removed)
+            continue;
+        size_t i;
+        json_t *v;
+        json_array_foreach (json_object_get(u->reg, "resources"), i, v) {
+            if (strcmp(json_string_value(v), uri) != 0)
+                continue;
+            const char *o = uri, *k;
+            json_t *x;
+            json_object_foreach (u->ns_res, k, x)
+                if (strcmp(json_string_value(x), uri) == 0)
+                    o = k;
+            *orig = xstrdup(o);
+            return u;
+        }
+    }
+    for (struct up *u = ups; u != NULL; u = u->next) {
+        if (u->removed)
+            continue;
+        size_t i;
+        json_t *v;
+        json_array_foreach (json_object_get(u->reg, "templates"), i, v) {
+            json_t *vars = uri_template_match(json_string_value(v), uri);
+            if (vars == NULL)
+                continue;
+            json_decref(vars);
+            const char *k;
+            json_t *x;
+            json_object_foreach (u->ns_tpl, k, x) {
+                if (strcmp(json_string_value(x), json_string_value(v)) == 0) {
+                    *orig = gw_ns_strip(u->cfg.name, k, uri);
+                    return *orig != NULL ? u : NULL;
+                }
+            }
+            *orig = xstrdup(uri);
+            return u;
+        }
+    }
+    return NULL;
+}
+
+char *gw_ref_owner(struct gateway *gw, const char *uri, char **upname)
+{
+    char *orig = NULL;
+    struct up *found = NULL;
+    pthread_mutex_lock(&gw->res_mu);
+    pthread_mutex_lock(&gw->mu);
+    struct up *ups = gw->ups;
+    pthread_mutex_unlock(&gw->mu);
+    for (struct up *u = ups; u != NULL && found == NULL; u = u->next) {
+        size_t i;
+        json_t *v;
+        json_array_foreach (json_object_get(u->reg, "templates"), i, v) {
+            if (u->removed || strcmp(json_string_value(v), uri) != 0)
+                continue;
+            const char *o = uri, *k;
+            json_t *x;
+            json_object_foreach (u->ns_tpl, k, x)
+                if (strcmp(json_string_value(x), uri) == 0)
+                    o = k;
+            orig = xstrdup(o);
+            found = u;
+            break;
+        }
+    }
+    if (found == NULL)
+        found = owner_of(gw, uri, &orig);
+    if (found != NULL)
+        *upname = xstrdup(found->cfg.name);
+    pthread_mutex_unlock(&gw->res_mu);
+    return found != NULL ? orig : NULL;
+}
+
+void gw_watch(void *arg, const char *uri, bool watching)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->mu);
+    if (watching)
+        json_object_set_new(gw->watched, uri, json_true());
+    else
+        json_object_del(gw->watched, uri);
+    json_array_append_new(gw->watch_q, json_pack("[s, b, n]", uri, watching));
+    pthread_cond_broadcast(&gw->cv);
+    pthread_mutex_unlock(&gw->mu);
+}
+
+void gw_watch_again(struct up *u)
+{
+    struct gateway *gw = u->gw;
+    pthread_mutex_lock(&gw->mu);
+    const char *uri;
+    json_t *v;
+    json_object_foreach (gw->watched, uri, v)
+        json_array_append_new(gw->watch_q, json_pack("[s, b, s]", uri, 1, u->cfg.name));
+    pthread_mutex_unlock(&gw->mu);
+}
+
+/* Tells the upstream (shared child or HTTP server: a per-session child's updates would be its
+ * session's alone) that a client (un)subscribed, if it takes subscriptions. */
+static void watch_send(struct up *u, const char *orig, bool on)
+{
+    if (u->cfg.process != GW_SHARED && u->cfg.url == NULL) {
+        log_debug("[%s] %s: subscriptions are not passed to per-session servers", u->cfg.name,
+                  orig);
+        return;
+    }
+    struct gw_conn *c = slot_ready(u, "shared");
+    if (c == NULL)
+        return; /* (re)starting: it is subscribed again once it runs */
+    json_t *caps = json_object_get(json_object_get(gw_conn_info(c), "capabilities"), "resources");
+    if (!json_is_true(json_object_get(caps, "subscribe"))) {
+        gw_conn_release(c);
+        return;
+    }
+    json_t *resp = NULL;
+    char why[200] = "";
+    const char *method = on ? "resources/subscribe" : "resources/unsubscribe";
+    int r = gw_conn_call(c, method, json_pack("{s:s}", "uri", orig), 10000, NULL, &resp, why,
+                         sizeof why);
+    json_t *err = json_object_get(resp, "error");
+    if (r != 0 || err != NULL)
+        log_warn("[%s] %s %s: %s", u->cfg.name, method, orig,
+                 r != 0 ? why
+                        : json_string_value(json_object_get(err, "message")) ?: "an error");
+    else
+        log_info("[%s] %s %s", u->cfg.name, on ? "subscribed to" : "unsubscribed from", orig);
+    json_decref(resp);
+    gw_conn_release(c);
+}
+
+void gw_watch_run(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    json_t *q = gw->watch_q;
+    gw->watch_q = json_array();
+    pthread_mutex_unlock(&gw->mu);
+    size_t i;
+    json_t *item;
+    json_array_foreach (q, i, item) {
+        const char *uri = json_string_value(json_array_get(item, 0));
+        bool on = json_is_true(json_array_get(item, 1));
+        const char *only = json_string_value(json_array_get(item, 2));
+        char *orig = NULL;
+        pthread_mutex_lock(&gw->res_mu);
+        struct up *u = owner_of(gw, uri, &orig);
+        pthread_mutex_unlock(&gw->res_mu);
+        if (u != NULL && (only == NULL || strcmp(only, u->cfg.name) == 0))
+            watch_send(u, orig, on);
+        free(orig);
+    }
+    json_decref(q);
+}

@@ -607,6 +607,91 @@ static bool gw_access(void *arg, const struct mcp_identity *who, const char *kin
     return ok;
 }
 
+/* completion/complete for an upstream's prompt or resource template: asked of that upstream
+ * (the caller's own child for a per-session server) under the upstream's own name. */
+static int gw_complete(struct mcp_ctx *ctx, json_t *ref, const char *arg_name,
+                       const char *arg_value, json_t *context_args, json_t **values, void *udata)
+{
+    struct gateway *gw = udata;
+    const char *type = json_string_value(json_object_get(ref, "type"));
+    const char *name = json_string_value(json_object_get(ref, "name"));
+    const char *uri = json_string_value(json_object_get(ref, "uri"));
+    struct up *u = NULL;
+    json_t *uref = NULL;
+    if (type != NULL && strcmp(type, "ref/prompt") == 0 && name != NULL) {
+        const char *sep = strstr(name, GW_SEP);
+        pthread_mutex_lock(&gw->mu);
+        u = sep != NULL ? up_named(gw, name, (size_t)(sep - name)) : NULL;
+        pthread_mutex_unlock(&gw->mu);
+        if (u != NULL) {
+            if (!gw_access(gw, mcp_ctx_identity(ctx), "prompt", name))
+                return MCPGATE_ENOTFOUND;
+            uref = json_pack("{s:s, s:s}", "type", type, "name", sep + strlen(GW_SEP));
+        }
+    } else if (type != NULL && strcmp(type, "ref/resource") == 0 && uri != NULL) {
+        char *upname = NULL;
+        char *orig = gw_ref_owner(gw, uri, &upname);
+        if (orig != NULL) {
+            pthread_mutex_lock(&gw->mu);
+            u = up_named(gw, upname, strlen(upname));
+            pthread_mutex_unlock(&gw->mu);
+            if (u != NULL)
+                uref = json_pack("{s:s, s:s}", "type", type, "uri", orig);
+        }
+        free(orig);
+        free(upname);
+        if (u != NULL && !gw_access(gw, mcp_ctx_identity(ctx), "template", uri) &&
+            !gw_access(gw, mcp_ctx_identity(ctx), "resource", uri)) {
+            json_decref(uref);
+            return MCPGATE_ENOTFOUND;
+        }
+    }
+    if (u == NULL) {
+        json_decref(uref);
+        return gw->next_complete != NULL
+                   ? gw->next_complete(ctx, ref, arg_name, arg_value, context_args, values,
+                                       gw->next_complete_arg)
+                   : MCPGATE_ENOTFOUND;
+    }
+    struct gw_conn *c = NULL;
+    char owner[96], why[300] = "";
+    if (slot_for(u, ctx, &c, owner, sizeof owner, why, sizeof why) != 0) {
+        json_decref(uref);
+        log_warn("[%s] completion/complete: %s", u->cfg.name, why);
+        return MCPGATE_EINVALID;
+    }
+    if (json_object_get(json_object_get(gw_conn_info(c), "capabilities"), "completions") == NULL) {
+        gw_conn_release(c);
+        json_decref(uref);
+        *values = json_array(); /* it completes nothing */
+        return 0;
+    }
+    json_t *params = json_pack("{s:o, s:{s:s, s:s}}", "ref", uref, "argument", "name", arg_name,
+                               "value", arg_value);
+    if (json_is_object(context_args))
+        json_object_set_new(params, "context", json_pack("{s:O}", "arguments", context_args));
+    json_t *resp = NULL;
+    int r = gw_conn_call(c, "completion/complete", params, u->cfg.call_timeout_s * 1000, NULL,
+                         &resp, why, sizeof why);
+    gw_conn_release(c);
+    json_t *got = json_object_get(json_object_get(json_object_get(resp, "result"), "completion"),
+                                  "values");
+    if (r != 0 || !json_is_array(got)) {
+        const char *m = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+        log_warn("[%s] completion/complete: %s", u->cfg.name, r != 0 ? why : m ?: "no values");
+        json_decref(resp);
+        return MCPGATE_EINVALID;
+    }
+    *values = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach (got, i, v)
+        if (json_is_string(v))
+            json_array_append(*values, v);
+    json_decref(resp);
+    return 0;
+}
+
 static void on_session_end(void *arg, unsigned long long key)
 {
     struct gateway *gw = arg;
@@ -667,6 +752,7 @@ static void up_start(struct up *u)
     }
     catalog_load(u, c, true, true, true);
     gw_conn_release(c);
+    gw_watch_again(u); /* clients may have subscribed to its URIs before it came */
 }
 
 static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
@@ -765,6 +851,7 @@ static void *reaper_main(void *arg)
                     gw_conn_release(c);
                     log_info("[%s] running again", u->cfg.name);
                     rt = rp = rr = true; /* a new process may offer other things */
+                    gw_watch_again(u);
                 } else {
                     log_warn("[%s] restart failed: %s", u->cfg.name, why);
                 }
@@ -783,6 +870,7 @@ static void *reaper_main(void *arg)
                 }
             }
         }
+        gw_watch_run(gw);
         /* questions nobody came back to answer: let their calls end */
         end_parked(gw, NULL, now - PARK_TTL_MS);
         pthread_mutex_lock(&gw->mu);
@@ -806,6 +894,11 @@ int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct ga
     pthread_cond_init(&gw->cv, NULL);
     mcp_server_set_access(srv, gw_access, gw);
     mcp_server_set_session_end(srv, on_session_end, gw);
+    gw->watched = json_object();
+    gw->watch_q = json_array();
+    mcp_server_set_watch(srv, gw_watch, gw);
+    gw->next_complete = mcp_completion_get(srv, &gw->next_complete_arg);
+    mcp_completion_set(srv, gw_complete, gw);
     struct up **tail = &gw->ups;
     for (size_t i = 0; i < cfg->nup; i++) {
         struct up *u = up_new(gw, &cfg->up[i]);
@@ -869,6 +962,8 @@ void gw_free(struct gateway *gw)
 {
     if (gw == NULL)
         return;
+    mcp_server_set_watch(gw->srv, NULL, NULL);
+    mcp_completion_set(gw->srv, gw->next_complete, gw->next_complete_arg);
     pthread_mutex_lock(&gw->mu);
     gw->stop = true;
     pthread_cond_broadcast(&gw->cv);
@@ -926,6 +1021,8 @@ void gw_free(struct gateway *gw)
         free(e);
     }
     json_decref(gw->uri_owner);
+    json_decref(gw->watched);
+    json_decref(gw->watch_q);
     pthread_mutex_destroy(&gw->mu);
     pthread_mutex_destroy(&gw->res_mu);
     pthread_cond_destroy(&gw->cv);

@@ -81,6 +81,11 @@ struct mcp_server {
     mcp_session_end_fn session_end;
     void *session_end_arg;
 
+    pthread_mutex_t watch_mu; /* guards the two below and the hook */
+    json_t *watched;          /* resource URI -> subscriptions to it (sessions and listens) */
+    mcp_watch_fn watch;
+    void *watch_arg;
+
     json_t *info;                /* serverInfo, built once (immutable once serving) */
 
     pthread_mutex_t sessions_mu; /* guards the session list and the pool's creation */
@@ -203,6 +208,9 @@ void server_broadcast(struct mcp_server *srv, const char *method, const char *fi
                       const char *uri);
 /* Matches uri against an RFC 6570 level-1 template; returns a new object of variables or NULL. */
 json_t *uri_template_match(const char *tpl, const char *uri);
+/* One subscription to uri more (delta 1) or fewer (-1); the watch hook hears the first and the
+ * last. */
+void server_watch(struct mcp_server *srv, const char *uri, int delta);
 
 /* session.c */
 void session_send(struct mcp_session *s, void *stream, json_t *msg, bool final);

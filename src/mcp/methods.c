@@ -663,11 +663,14 @@ static void m_subscribe(struct mcp_ctx *ctx, json_t *params)
              "Invalid params: too many subscriptions on this session (limit 1024)");
         return;
     }
+    bool had = json_object_get(ctx->s->subscriptions, uri) != NULL;
     if (on)
         json_object_set_new(ctx->s->subscriptions, uri, json_true());
     else
         json_object_del(ctx->s->subscriptions, uri);
     pthread_mutex_unlock(&ctx->s->mu);
+    if (on != had)
+        server_watch(ctx->s->srv, uri, on ? 1 : -1);
     session_finish(ctx, json_object(), NULL);
 }
 
@@ -712,13 +715,17 @@ static void m_listen(struct mcp_ctx *ctx, json_t *params)
     }
     json_t *uris = json_object_get(want, "resourceSubscriptions");
     if (json_is_array(uris)) {
-        json_t *keep = json_array();
+        json_t *keep = json_array(), *seen = json_object();
         size_t i;
         json_t *u;
         json_array_foreach(uris, i, u) {
-            if (json_is_string(u) && i < 1024)
+            if (json_is_string(u) && i < 1024 &&
+                json_object_get(seen, json_string_value(u)) == NULL) {
+                json_object_set_new(seen, json_string_value(u), json_true());
                 json_array_append(keep, u);
+            }
         }
+        json_decref(seen);
         json_object_set_new(honoured, "resourceSubscriptions", keep);
     }
     struct inflight *f = session_track(ctx);
@@ -726,6 +733,10 @@ static void m_listen(struct mcp_ctx *ctx, json_t *params)
     f->is_listen = true;
     f->listen_filter = json_incref(honoured);
     pthread_mutex_unlock(&ctx->s->mu);
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(honoured, "resourceSubscriptions"), i, u)
+        server_watch(ctx->s->srv, json_string_value(u), 1); /* until inflight_free */
     json_t *ack = json_pack("{s:o, s:{s:O}}", "notifications", honoured, "_meta",
                             "io.modelcontextprotocol/subscriptionId", ctx->id);
     session_send(ctx->s, ctx->stream,

@@ -33,6 +33,8 @@ struct mcp_server *mcp_server_new(const char *name, const char *version)
         abort();
     pthread_rwlock_init(&srv->reg_lock, NULL);
     pthread_mutex_init(&srv->sessions_mu, NULL);
+    pthread_mutex_init(&srv->watch_mu, NULL);
+    srv->watched = json_object();
     return srv;
 }
 
@@ -62,6 +64,8 @@ void mcp_server_free(struct mcp_server *srv)
     crypto_wipe(srv->state_key, sizeof(srv->state_key));
     pthread_rwlock_destroy(&srv->reg_lock);
     pthread_mutex_destroy(&srv->sessions_mu);
+    pthread_mutex_destroy(&srv->watch_mu);
+    json_decref(srv->watched);
     free(srv->name);
     free(srv->version);
     free(srv->title);
@@ -606,6 +610,27 @@ void mcp_server_set_access(struct mcp_server *srv, mcp_access_fn fn, void *arg)
     srv->access_arg = arg;
 }
 
+void mcp_server_set_watch(struct mcp_server *srv, mcp_watch_fn fn, void *arg)
+{
+    pthread_mutex_lock(&srv->watch_mu);
+    srv->watch = fn;
+    srv->watch_arg = arg;
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
+void server_watch(struct mcp_server *srv, const char *uri, int delta)
+{
+    pthread_mutex_lock(&srv->watch_mu);
+    json_int_t n = json_integer_value(json_object_get(srv->watched, uri)) + delta;
+    if (n > 0)
+        json_object_set_new(srv->watched, uri, json_integer(n));
+    else
+        json_object_del(srv->watched, uri);
+    if (srv->watch != NULL && ((delta > 0 && n == delta) || (delta < 0 && n <= 0)))
+        srv->watch(srv->watch_arg, uri, delta > 0);
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
 void mcp_server_set_session_end(struct mcp_server *srv, mcp_session_end_fn fn, void *arg)
 {
     srv->session_end = fn;
@@ -628,6 +653,12 @@ void mcp_completion_set(struct mcp_server *srv, mcp_complete_fn fn, void *udata)
 {
     srv->complete = fn;
     srv->complete_udata = udata;
+}
+
+mcp_complete_fn mcp_completion_get(struct mcp_server *srv, void **udata)
+{
+    *udata = srv->complete_udata;
+    return srv->complete;
 }
 
 /* ---- what the server says about itself ---- */

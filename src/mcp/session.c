@@ -37,6 +37,12 @@ static void inflight_free(struct mcp_session *s, struct inflight *f)
 {
     if (f->stream != NULL && s->io.hold != NULL)
         s->io.hold(s->io.arg, f->stream, false);
+    if (f->is_listen) {
+        size_t i;
+        json_t *u;
+        json_array_foreach(json_object_get(f->listen_filter, "resourceSubscriptions"), i, u)
+            server_watch(s->srv, json_string_value(u), -1);
+    }
     json_decref(f->id);
     json_decref(f->listen_filter);
     free(f->key);
@@ -713,7 +719,14 @@ void mcp_session_close(struct mcp_session *s)
     while (s->running_jobs > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     bool was_session = s->state != SESSION_NEW;
+    json_t *subs = s->subscriptions;
+    s->subscriptions = json_object();
     pthread_mutex_unlock(&s->mu);
+    const char *uri;
+    json_t *v;
+    json_object_foreach (subs, uri, v)
+        server_watch(s->srv, uri, -1);
+    json_decref(subs);
     reap_listens(s);
     if (was_session && s->srv->session_end != NULL)
         s->srv->session_end(s->srv->session_end_arg, s->key);

@@ -92,11 +92,13 @@ describe('configuration', () => {
 
 describe('stdio: the aggregator without auth', () => {
   let client;
+  let log = '';
   before(async () => {
     const p = writeConfig('stdio.json', { everything, fs: filesystem,
       slow: { ...everything, callTimeout: 1 } });
     const transport = new StdioClientTransport({ command: BIN,
       args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+    transport.stderr.on('data', (c) => { log += c; });
     client = new Client({ name: 'gateway-test', version: '1' },
       { capabilities: { elicitation: {} } });
     await client.connect(transport);
@@ -200,6 +202,55 @@ describe('stdio: the aggregator without auth', () => {
         .catch((err) => err);
       assert.match(String(miss.message ?? miss), /not found/i);
     });
+
+  test('a subscription reaches the server behind the URI; its updates come back renamed',
+    async () => {
+      const { ResourceUpdatedNotificationSchema } = types;
+      const updates = [];
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema,
+        (n) => { updates.push(n.params.uri); });
+      const doc = 'resource/static/document/architecture.md';
+      const uri = `demo://slow/${doc}`;
+      await client.subscribeResource({ uri });
+      await withTimeout((async () => {
+        while (!log.includes(`[slow] subscribed to demo://${doc}`)) await sleep(50);
+      })(), 10000, `the subscription did not reach the server:\n${log.slice(-2000)}`);
+      assert.ok(!log.includes(`[everything] subscribed to`), 'the other server was told');
+      // the everything server sends updates for its subscriptions every 5 s once asked to
+      await client.callTool({ name: 'slow__toggle-subscriber-updates', arguments: {} });
+      try {
+        await withTimeout((async () => { while (updates.length === 0) await sleep(50); })(),
+          15000, 'no notifications/resources/updated');
+        assert.deepEqual([...new Set(updates)], [uri]);
+      } finally {
+        await client.callTool({ name: 'slow__toggle-subscriber-updates', arguments: {} });
+      }
+      await client.unsubscribeResource({ uri });
+      await withTimeout((async () => {
+        while (!log.includes(`[slow] unsubscribed from demo://${doc}`)) await sleep(50);
+      })(), 10000, 'the unsubscription did not reach the server');
+    });
+
+  test('completion of a server\'s prompt arguments and template variables', async () => {
+    const dept = await client.complete({
+      ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
+      argument: { name: 'department', value: 'S' } });
+    assert.deepEqual(dept.completion.values.sort(), ['Sales', 'Support']);
+    // the context (arguments already chosen) goes along
+    const who = await client.complete({
+      ref: { type: 'ref/prompt', name: 'slow__completable-prompt' },
+      argument: { name: 'name', value: '' }, context: { arguments: { department: 'Sales' } } });
+    assert.deepEqual(who.completion.values, ['David', 'Eve', 'Frank']);
+    // a namespaced template reaches its server under the server's own template
+    const id = await client.complete({
+      ref: { type: 'ref/resource', uri: 'demo://slow/resource/dynamic/text/{resourceId}' },
+      argument: { name: 'resourceId', value: '12' } });
+    assert.deepEqual(id.completion.values, ['12']);
+    const none = await client.complete({
+      ref: { type: 'ref/prompt', name: 'nobody__completable-prompt' },
+      argument: { name: 'department', value: 'S' } }).catch((err) => err);
+    assert.match(String(none.message ?? none), /nothing to complete/);
+  });
 
   test('progress and elicitation through the gateway', async () => {
     const seen = [];
@@ -394,6 +445,15 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
       const names = (await c.listTools()).tools.map((t) => t.name);
       assert.ok(!names.some((n) => n.startsWith('everything__')), names.join(' '));
       assert.ok(names.some((n) => n.startsWith('memory__')));
+      // nor its prompts, resources, or completions of them
+      const prompts = (await c.listPrompts()).prompts.map((p) => p.name);
+      assert.ok(!prompts.some((n) => n.startsWith('everything__')), prompts.join(' '));
+      const uris = (await c.listResources()).resources.map((x) => x.uri);
+      assert.ok(!uris.some((u) => /^demo:\/\/(everything\/)?resource\//.test(u)), uris.join(' '));
+      const none = await c.complete({
+        ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
+        argument: { name: 'department', value: 'S' } }).catch((err) => err);
+      assert.match(String(none.message ?? none), /nothing to complete/);
     } finally {
       await c.close();
     }

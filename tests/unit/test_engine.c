@@ -879,6 +879,90 @@ static void test_template_registry(void **state)
     json_decref(m);
 }
 
+struct watch_log {
+    pthread_mutex_t mu;
+    char text[512];
+};
+
+static void watch_rec(void *arg, const char *uri, bool on)
+{
+    struct watch_log *w = arg;
+    pthread_mutex_lock(&w->mu);
+    size_t n = strlen(w->text);
+    snprintf(w->text + n, sizeof w->text - n, "%s%s ", on ? "+" : "-", uri);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void expect_watch(struct watch_log *w, const char *want)
+{
+    pthread_mutex_lock(&w->mu);
+    if (strcmp(w->text, want) != 0)
+        fail_msg("watch: got '%s', want '%s'", w->text, want);
+    w->text[0] = '\0';
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The watch hook hears a URI's first subscriber and its last, over sessions and listens. */
+static void test_watch(void **state)
+{
+    struct fixture *f = *state;
+    struct watch_log w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    mcp_server_set_watch(f->srv, watch_rec, &w);
+    initialize(f, "2025-11-25", "{}");
+    static const char sub[] = "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"resources/%s\","
+                              "\"params\":{\"uri\":\"%s\"}}";
+    json_t *m;
+#define ASK(id, verb, uri)                                                                         \
+    do {                                                                                           \
+        feedf(f, sub, id, verb, uri);                                                              \
+        m = answer(f, id);                                                                         \
+        result(m);                                                                                 \
+        json_decref(m);                                                                            \
+    } while (0)
+    ASK(2, "subscribe", "demo://readme");
+    ASK(3, "subscribe", "demo://readme"); /* again: still one */
+    ASK(4, "subscribe", "demo://numbers/7");
+    expect_watch(&w, "+demo://readme +demo://numbers/7 ");
+    /* a second session on the same URI: no news; its close neither */
+    struct capture cap2 = {.mu = PTHREAD_MUTEX_INITIALIZER, .msgs = json_array()};
+    struct mcp_session_io io = {.send = capture_send, .arg = &cap2};
+    struct mcp_session *s2 = mcp_session_new(f->srv, &io);
+    const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                       "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{"
+                       "\"name\":\"u\",\"version\":\"1\"}}}";
+    mcp_session_feed(s2, init, strlen(init), NULL);
+    const char *sub2 = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"resources/subscribe\","
+                       "\"params\":{\"uri\":\"demo://readme\"}}";
+    mcp_session_feed(s2, sub2, strlen(sub2), NULL);
+    for (int i = 0; i < 5000 && json_array_size(cap2.msgs) < 2; i++)
+        usleep(1000);
+    assert_int_equal(json_array_size(cap2.msgs), 2);
+    ASK(5, "unsubscribe", "demo://readme");
+    ASK(6, "unsubscribe", "demo://nothing"); /* never subscribed: no news */
+    expect_watch(&w, "");
+    mcp_session_close(s2);
+    json_decref(cap2.msgs);
+    expect_watch(&w, "-demo://readme ");
+    /* a 2026-07-28 listen holds its URIs (each once) until it is cancelled */
+    feed(f, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"subscriptions/listen\",\"params\":{"
+            "\"notifications\":{\"resourceSubscriptions\":[\"demo://readme\",\"demo://readme\","
+            "\"demo://numbers/7\"]}," MODERN_META("{}") "}}");
+    m = sent_method(f, "notifications/subscriptions/acknowledged");
+    assert_non_null(m);
+    json_decref(m);
+    expect_watch(&w, "+demo://readme ");
+    feed(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+            "\"requestId\":7}}");
+    expect_watch(&w, "-demo://readme ");
+    /* the session's own subscriptions end with it */
+    mcp_session_close(f->s);
+    expect_watch(&w, "-demo://numbers/7 ");
+    struct mcp_session_io io1 = {.send = capture_send, .arg = &f->cap};
+    f->s = mcp_session_new(f->srv, &io1); /* for teardown */
+    mcp_server_set_watch(f->srv, NULL, NULL);
+#undef ASK
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -898,6 +982,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_registry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
