@@ -24,7 +24,8 @@
 /* ---- the namespaced form ---- */
 
 /* Where name goes into uri: after "scheme:" and the slashes that follow (then *ins is
- * "name/"), or at the front of a URI without a scheme (then *ins is "mcpgate:name/"). */
+ * "name/"), or at the front of a URI without a scheme (then *ins is "mcpgate:~name/": the '~',
+ * which no name starts with, keeps it apart from the namespaced form of "mcpgate:..."). */
 static size_t ns_where(const char *uri, const char *name, char **ins)
 {
     size_t i = 0;
@@ -39,7 +40,7 @@ static size_t ns_where(const char *uri, const char *name, char **ins)
             return i;
         }
     }
-    *ins = xasprintf("mcpgate:%s/", name);
+    *ins = xasprintf("mcpgate:~%s/", name);
     return 0;
 }
 

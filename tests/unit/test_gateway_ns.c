@@ -32,9 +32,11 @@ static void test_form(void **state)
     expect_ns("a_b", "git+ssh://h/r", "git+ssh://a_b/h/r");
     expect_ns("left", "demo://t/{id}", "demo://left/t/{id}");
     /* no scheme (not a URI, or a template starting with a variable): a prefix of ours */
-    expect_ns("left", "{+path}", "mcpgate:left/{+path}");
-    expect_ns("left", "9p://x", "mcpgate:left/9p://x");
-    expect_ns("left", "", "mcpgate:left/");
+    expect_ns("left", "{+path}", "mcpgate:~left/{+path}");
+    expect_ns("left", "9p://x", "mcpgate:~left/9p://x");
+    expect_ns("left", "", "mcpgate:~left/");
+    /* ... never the namespaced form of a URI of the scheme "mcpgate" */
+    expect_ns("left", "mcpgate:{+path}", "mcpgate:left/{+path}");
 }
 
 static void expect_strip(const char *name, const char *tpl, const char *uri, const char *want)
@@ -55,7 +57,8 @@ static void test_strip(void **state)
     (void)state;
     expect_strip("left", "demo://t/{id}", "demo://left/t/7", "demo://t/7");
     expect_strip("left", "file:///{+path}", "file:///left/a/b", "file:///a/b");
-    expect_strip("left", "{+path}", "mcpgate:left/x/y", "x/y");
+    expect_strip("left", "{+path}", "mcpgate:~left/x/y", "x/y");
+    expect_strip("left", "{+path}", "mcpgate:left/x/y", NULL);
     expect_strip("left", "urn:{id}", "urn:left/42", "urn:42");
     /* not the namespaced form of that template: refused, not guessed */
     expect_strip("left", "demo://t/{id}", "demo://right/t/7", NULL);
@@ -115,14 +118,15 @@ static void test_plan_order_and_uniqueness(void **state)
     (void)state;
     static const char *const ups[] = {"a", "b", "c", "d"};
     static const char *const uris[] = {"x://1", "x://a/1", "x://b/1", "x://c/a/1", "y:z",
-                                       "y:a/z", "x://2"};
+                                       "y:a/z", "x://2", "{+p}", "mcpgate:{+p}"};
+    const int nuris = (int)(sizeof uris / sizeof *uris);
     unsigned seed = 12345;
     for (int round = 0; round < 300; round++) {
         json_t *fwd = json_object(), *rev = json_object();
         json_t *lists[4];
         for (int k = 0; k < 4; k++) {
             lists[k] = json_array();
-            for (int i = 0; i < 7; i++) {
+            for (int i = 0; i < nuris; i++) {
                 seed = seed * 1103515245u + 12345u;
                 if ((seed >> 16) % 3 == 0)
                     json_array_append_new(lists[k], json_string(uris[i]));
