@@ -138,6 +138,8 @@ int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_
 int mcp_resource_template_remove(struct mcp_server *srv, const char *uri_template);
 /* Tells every session subscribed to uri that it changed (notifications/resources/updated). */
 void mcp_resource_updated(struct mcp_server *srv, const char *uri);
+/* The same for one session only (its key: mcp_ctx_session_key), if it is subscribed. */
+void mcp_resource_updated_in(struct mcp_server *srv, unsigned long long session, const char *uri);
 /* Tells every session that a list changed without changing it: what is "tools", "prompts" or
  * "resources" (legacy sessions get notifications/<what>/list_changed; 2026-07-28 listen streams
  * get it when they asked for <what>ListChanged). Adding or removing an entry already does this. */

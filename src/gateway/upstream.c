@@ -531,11 +531,15 @@ static void on_conn_notification(void *arg, json_t *msg)
         return;
     if (strcmp(m, "notifications/resources/updated") == 0) {
         const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
-        if (uri != NULL) {
-            char *x = gw_expose_uri(u, uri);
+        if (uri == NULL)
+            return;
+        char *x = gw_expose_uri(u, uri);
+        const char *owner = ref->slot->owner;
+        if (strcmp(owner, "shared") == 0)
             mcp_resource_updated(u->gw->srv, x != NULL ? x : uri);
-            free(x);
-        }
+        else if (strncmp(owner, "s:", 2) == 0) /* a session's own child: its news alone */
+            mcp_resource_updated_in(u->gw->srv, strtoull(owner + 2, NULL, 10), x != NULL ? x : uri);
+        free(x); /* a user's child (2026-07-28, no session): nobody to tell */
         return;
     }
     /* list changes are picked up by the reaper thread (listing needs calls, not this thread) */

@@ -463,9 +463,17 @@ int mcp_resource_template_remove(struct mcp_server *srv, const char *uri_templat
     return 0;
 }
 
+static void broadcast_to(struct mcp_server *srv, const char *method, const char *filter_key,
+                         const char *uri, unsigned long long only);
+
 void mcp_resource_updated(struct mcp_server *srv, const char *uri)
 {
     server_broadcast(srv, "notifications/resources/updated", "resourceSubscriptions", uri);
+}
+
+void mcp_resource_updated_in(struct mcp_server *srv, unsigned long long session, const char *uri)
+{
+    broadcast_to(srv, "notifications/resources/updated", "resourceSubscriptions", uri, session);
 }
 
 /* RFC 6570 level 1 matching: literal text must match exactly; each {var} takes one or more
@@ -764,8 +772,17 @@ void server_broadcast(struct mcp_server *srv, const char *method, const char *fi
         batch_dirty |= strstr(method, "/tools/") ? 1u : strstr(method, "/prompts/") ? 2u : 4u;
         return;
     }
+    broadcast_to(srv, method, filter_key, uri, 0);
+}
+
+/* To every session (only == 0) or to the one whose key is only. */
+static void broadcast_to(struct mcp_server *srv, const char *method, const char *filter_key,
+                         const char *uri, unsigned long long only)
+{
     pthread_mutex_lock(&srv->sessions_mu);
     for (struct mcp_session *s = srv->sessions; s != NULL; s = s->next) {
+        if (only != 0 && s->key != only)
+            continue;
         struct listen_target *targets = NULL;
         size_t ntargets = 0, cap = 0;
         pthread_mutex_lock(&s->mu);

@@ -937,6 +937,26 @@ static void test_watch(void **state)
     for (int i = 0; i < 5000 && json_array_size(cap2.msgs) < 2; i++)
         usleep(1000);
     assert_int_equal(json_array_size(cap2.msgs), 2);
+    /* news for one session reaches that one only */
+    mcp_resource_updated_in(f->srv, s2->key, "demo://readme");
+    for (int i = 0; i < 5000 && json_array_size(cap2.msgs) < 3; i++)
+        usleep(1000);
+    assert_int_equal(json_array_size(cap2.msgs), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(cap2.msgs, 2), "method")),
+                        "notifications/resources/updated");
+    mcp_resource_updated(f->srv, "demo://readme"); /* then news for all: f's first */
+    m = sent_method(f, "notifications/resources/updated");
+    assert_non_null(m);
+    json_decref(m);
+    pthread_mutex_lock(&f->cap.mu);
+    size_t updates = 0, k;
+    json_t *x;
+    json_array_foreach (f->cap.msgs, k, x)
+        updates += json_object_get(x, "method") != NULL &&
+                   strcmp(json_string_value(json_object_get(x, "method")),
+                          "notifications/resources/updated") == 0;
+    pthread_mutex_unlock(&f->cap.mu);
+    assert_int_equal(updates, 1);
     ASK(5, "unsubscribe", "demo://readme");
     ASK(6, "unsubscribe", "demo://nothing"); /* never subscribed: no news */
     expect_watch(&w, "");
