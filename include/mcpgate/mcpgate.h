@@ -93,6 +93,8 @@ struct mcp_tool_def {
     const char *icons;         /* JSON text of an Icon array or NULL */
     mcp_tool_fn handler;       /* required */
     void *udata;
+    void (*release)(void *udata); /* optional: called with udata once the entry is removed
+                                     and no call uses it any more (not when adding fails) */
     unsigned flags;            /* MCP_TOOL_* */
 };
 
@@ -119,6 +121,8 @@ struct mcp_resource_def {
     long long size;           /* bytes, or -1 when unknown */
     mcp_resource_fn handler;  /* required */
     void *udata;
+    void (*release)(void *udata); /* optional: called with udata once the entry is removed
+                                     and no call uses it any more (not when adding fails) */
 };
 
 struct mcp_resource_template_def {
@@ -129,6 +133,8 @@ struct mcp_resource_template_def {
     const char *mime_type;
     mcp_resource_fn handler;  /* required */
     void *udata;
+    void (*release)(void *udata); /* optional: called with udata once the entry is removed
+                                     and no call uses it any more (not when adding fails) */
 };
 
 int mcp_resource_add(struct mcp_server *srv, const struct mcp_resource_def *def);
@@ -162,6 +168,8 @@ struct mcp_prompt_def {
     const char *arguments;   /* JSON text: [{"name", "description", "required"}], or NULL */
     mcp_prompt_fn handler;   /* required */
     void *udata;
+    void (*release)(void *udata); /* optional: called with udata once the entry is removed
+                                     and no call uses it any more (not when adding fails) */
 };
 
 int mcp_prompt_add(struct mcp_server *srv, const struct mcp_prompt_def *def);

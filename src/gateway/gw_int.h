@@ -73,7 +73,7 @@ struct gateway {
     pthread_mutex_t mu; /* the lists below, children counts */
     pthread_cond_t cv;
     struct up *ups; /* live and removed (removed ones stay until gw_free) */
-    struct entry *entries;
+    struct entry *entries; /* slot refs parked until gw_free (orig holds the ref) */
     struct parked *parked;
     json_t *uri_owner; /* resource URI or template (as registered) -> upstream name */
     pthread_mutex_t res_mu; /* one decision on resource names at a time (resources.c) */
@@ -99,8 +99,10 @@ struct gw_conn *slot_ready(struct up *u, const char *owner);
 int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner, size_t ownerlen,
              char *why, size_t whylen);
 
-/* A registered entry's handler data (lives as long as the gateway). */
+/* A registered entry's handler data, freed by entry_release (the registry's release hook,
+ * once the entry is removed and no call uses it). */
 struct entry *entry_new(struct up *u, const char *orig);
+void entry_release(void *udata);
 
 /* resources.c */
 

@@ -307,11 +307,13 @@ static void register_all(struct up *u)
                                      .annotations = ann,
                                      .size = json_is_integer(size) ? json_integer_value(size) : -1,
                                      .handler = resource_fwd,
-                                     .udata = e};
+                                     .udata = e,
+                                     .release = entry_release};
         int rc = mcp_resource_add(u->gw->srv, &d);
         if (rc == 0) {
             json_array_append_new(names, json_string(uri));
         } else {
+            entry_release(e);
             unclaim(u, uri);
             log_warn("[%s] resource %s not offered: %s", u->cfg.name, uri, mcpgate_strerror(rc));
         }
@@ -323,13 +325,14 @@ static void register_all(struct up *u)
         if (orig == NULL || *orig == '\0')
             continue;
         const char *tpl = json_string_value(json_object_get(u->ns_tpl, orig));
-        struct entry *e = entry_new(u, orig);
-        e->tpl = true;
-        e->ns = tpl != NULL;
+        bool ns = tpl != NULL;
         if (tpl == NULL)
             tpl = orig;
         if (!claim(u, tpl))
-            continue;
+            continue; /* listed twice by the upstream */
+        struct entry *e = entry_new(u, orig);
+        e->tpl = true;
+        e->ns = ns;
         const char *name = json_string_value(json_object_get(r, "name"));
         struct mcp_resource_template_def d = {
             .uri_template = tpl,
@@ -338,11 +341,13 @@ static void register_all(struct up *u)
             .description = json_string_value(json_object_get(r, "description")),
             .mime_type = json_string_value(json_object_get(r, "mimeType")),
             .handler = resource_fwd,
-            .udata = e};
+            .udata = e,
+            .release = entry_release};
         int rc = mcp_resource_template_add(u->gw->srv, &d);
         if (rc == 0) {
             json_array_append_new(tnames, json_string(tpl));
         } else {
+            entry_release(e);
             unclaim(u, tpl);
             log_warn("[%s] resource template %s not offered: %s", u->cfg.name, tpl,
                      mcpgate_strerror(rc));

@@ -3,9 +3,11 @@
  * (restarts, idle children, list changes, timeouts) and reload. The calls themselves are
  * forward.c's.
  *
- * Lifetimes: upstreams and entries are only freed by gw_free, after every child is stopped, so
- * a handler in flight never meets freed memory; a parked call is ended before its connection
- * is; a connection found for a call is held until the call is registered on it. */
+ * Lifetimes: upstreams (and the slot refs their children's events carry) are only freed by
+ * gw_free, after every child is stopped, so a handler in flight never meets freed memory; a
+ * registry entry's handler data is freed by the registry once the entry is removed and no
+ * call uses it; a parked call is ended before its connection is; a connection found for a
+ * call is held until the call is registered on it. */
 #include <fnmatch.h>
 #include <pthread.h>
 #include <signal.h>
@@ -331,11 +333,16 @@ struct entry *entry_new(struct up *u, const char *orig)
     struct entry *e = xcalloc(1, sizeof *e);
     e->up = u;
     e->orig = xstrdup(orig);
-    pthread_mutex_lock(&u->gw->mu);
-    e->next = u->gw->entries;
-    u->gw->entries = e;
-    pthread_mutex_unlock(&u->gw->mu);
     return e;
+}
+
+void entry_release(void *udata)
+{
+    struct entry *e = udata;
+    if (e != NULL) {
+        free(e->orig);
+        free(e);
+    }
 }
 
 static char *dump_or_null(json_t *v)
@@ -418,6 +425,7 @@ static void register_tools(struct up *u, json_t *tools)
                                  .meta = meta,
                                  .handler = tool_fwd,
                                  .udata = entry_new(u, orig),
+                                 .release = entry_release,
                                  .flags = MCP_TOOL_NONBLOCKING /* or MCPGATE_EWOULDBLOCK */};
         int r = mcp_tool_add(u->gw->srv, &d);
         if (r == MCPGATE_EINVALID) {
@@ -429,10 +437,12 @@ static void register_tools(struct up *u, json_t *tools)
                 log_warn("[%s] tool %s: its schemas are not checked here (not understood)",
                          u->cfg.name, orig);
         }
-        if (r == 0)
+        if (r == 0) {
             json_array_append_new(names, json_string(name));
-        else
+        } else {
+            entry_release(d.udata);
             log_warn("[%s] tool %s not offered: %s", u->cfg.name, orig, mcpgate_strerror(r));
+        }
         free(name);
         free(in);
         free(outs);
@@ -459,11 +469,14 @@ static void register_prompts(struct up *u, json_t *prompts)
                                        json_string_value(json_object_get(p, "description")),
                                    .arguments = args,
                                    .handler = prompt_fwd,
-                                   .udata = entry_new(u, orig)};
-        if (mcp_prompt_add(u->gw->srv, &d) == 0)
+                                   .udata = entry_new(u, orig),
+                                   .release = entry_release};
+        if (mcp_prompt_add(u->gw->srv, &d) == 0) {
             json_array_append_new(names, json_string(name));
-        else
+        } else {
+            entry_release(d.udata);
             log_warn("[%s] prompt %s not offered", u->cfg.name, orig);
+        }
         free(name);
         free(args);
     }

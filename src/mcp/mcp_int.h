@@ -27,6 +27,7 @@ struct tool {
     struct jschema *out_schema; /* compiled outputSchema, or NULL */
     mcp_tool_fn fn;
     void *udata;
+    void (*release)(void *udata); /* set once registered */
     unsigned flags;
     bool param_headers; /* some property carries x-mcp-header (SEP-2243) */
 };
@@ -37,6 +38,7 @@ struct resource {
     json_t *listing;
     mcp_resource_fn fn;
     void *udata;
+    void (*release)(void *udata); /* set once registered */
 };
 
 struct rtemplate {
@@ -45,6 +47,7 @@ struct rtemplate {
     json_t *listing;
     mcp_resource_fn fn;
     void *udata;
+    void (*release)(void *udata); /* set once registered */
 };
 
 struct prompt {
@@ -53,6 +56,7 @@ struct prompt {
     json_t *listing;
     mcp_prompt_fn fn;
     void *udata;
+    void (*release)(void *udata); /* set once registered */
 };
 
 /* A growable array of registry entries of one kind (void * for reuse across kinds). */

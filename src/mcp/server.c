@@ -151,6 +151,8 @@ UNREF(prompt, prompt_free)
 
 static void tool_free(struct tool *t)
 {
+    if (t->release != NULL)
+        t->release(t->udata);
     free(t->name);
     json_decref(t->listing);
     jschema_free(t->in_schema);
@@ -160,6 +162,8 @@ static void tool_free(struct tool *t)
 
 static void resource_free(struct resource *r)
 {
+    if (r->release != NULL)
+        r->release(r->udata);
     free(r->uri);
     json_decref(r->listing);
     free(r);
@@ -167,6 +171,8 @@ static void resource_free(struct resource *r)
 
 static void rtemplate_free(struct rtemplate *t)
 {
+    if (t->release != NULL)
+        t->release(t->udata);
     free(t->uri_template);
     json_decref(t->listing);
     free(t);
@@ -174,6 +180,8 @@ static void rtemplate_free(struct rtemplate *t)
 
 static void prompt_free(struct prompt *p)
 {
+    if (p->release != NULL)
+        p->release(p->udata);
     free(p->name);
     json_decref(p->listing);
     free(p);
@@ -309,6 +317,7 @@ int mcp_tool_add(struct mcp_server *srv, const struct mcp_tool_def *def)
             goto out;
         }
     }
+    t->release = def->release;
     reglist_push(&srv->tools, t);
     t = NULL;
     pthread_rwlock_unlock(&srv->reg_lock);
@@ -403,6 +412,7 @@ int mcp_resource_add(struct mcp_server *srv, const struct mcp_resource_def *def)
             return ERR_EXISTS;
         }
     }
+    r->release = def->release;
     reglist_push(&srv->resources, r);
     pthread_rwlock_unlock(&srv->reg_lock);
     server_broadcast(srv, "notifications/resources/list_changed", "resourcesListChanged", NULL);
@@ -445,6 +455,7 @@ int mcp_resource_template_add(struct mcp_server *srv, const struct mcp_resource_
             return ERR_EXISTS;
         }
     }
+    t->release = d->release;
     reglist_push(&srv->templates, t);
     pthread_rwlock_unlock(&srv->reg_lock);
     server_broadcast(srv, "notifications/resources/list_changed", "resourcesListChanged", NULL);
@@ -578,6 +589,7 @@ int mcp_prompt_add(struct mcp_server *srv, const struct mcp_prompt_def *def)
             return ERR_EXISTS;
         }
     }
+    p->release = def->release;
     reglist_push(&srv->prompts, p);
     pthread_rwlock_unlock(&srv->reg_lock);
     server_broadcast(srv, "notifications/prompts/list_changed", "promptsListChanged", NULL);

@@ -840,14 +840,25 @@ static int dummy_resource(struct mcp_ctx *ctx, const char *uri, json_t **content
     return 0;
 }
 
+static atomic_int released;
+static void count_release(void *udata)
+{
+    assert_ptr_equal(udata, &released);
+    atomic_fetch_add(&released, 1);
+}
+
 /* Templates are unique by their string and can be taken away (the gateway re-registers an
- * upstream's templates when its list changes). */
+ * upstream's templates when its list changes); the release hook runs once an entry is gone,
+ * never for an add refused. */
 static void test_template_registry(void **state)
 {
     struct fixture *f = *state;
+    atomic_store(&released, 0);
     struct mcp_resource_template_def d = {.uri_template = "demo://numbers/{n}", .name = "again",
-                                          .handler = dummy_resource};
+                                          .handler = dummy_resource, .udata = &released,
+                                          .release = count_release};
     assert_int_equal(mcp_resource_template_add(f->srv, &d), MCPGATE_EEXISTS);
+    assert_int_equal(atomic_load(&released), 0);
     d.uri_template = "other://{x}";
     assert_int_equal(mcp_resource_template_add(f->srv, &d), 0);
     initialize(f, "2025-11-25", "{}");
@@ -863,8 +874,11 @@ static void test_template_registry(void **state)
                             json_array_get(json_object_get(result(m), "contents"), 0), "text")),
                         "dummy");
     json_decref(m);
+    assert_int_equal(atomic_load(&released), 0);
     assert_int_equal(mcp_resource_template_remove(f->srv, "other://{x}"), 0);
+    assert_int_equal(atomic_load(&released), 1);
     assert_int_equal(mcp_resource_template_remove(f->srv, "other://{x}"), MCPGATE_ENOTFOUND);
+    assert_int_equal(atomic_load(&released), 1);
     feed(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"resources/read\",\"params\":{"
             "\"uri\":\"other://7\"}}");
     m = answer(f, 4);
