@@ -103,6 +103,8 @@ int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owne
  * once the entry is removed and no call uses it). */
 struct entry *entry_new(struct up *u, const char *orig);
 void entry_release(void *udata);
+/* v as compact JSON text (to free), or NULL for NULL and null. */
+char *gw_dump_or_null(json_t *v);
 
 /* resources.c */
 

@@ -275,11 +275,6 @@ static void unclaim(struct up *u, const char *uri)
     pthread_mutex_unlock(&u->gw->mu);
 }
 
-static char *dump_or_null(json_t *v)
-{
-    return v != NULL && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-}
-
 static void register_all(struct up *u)
 {
     size_t i;
@@ -295,7 +290,7 @@ static void register_all(struct up *u)
         if (!claim(u, uri))
             continue; /* listed twice by the upstream */
         const char *name = json_string_value(json_object_get(r, "name"));
-        char *ann = dump_or_null(json_object_get(r, "annotations"));
+        char *ann = gw_dump_or_null(json_object_get(r, "annotations"));
         json_t *size = json_object_get(r, "size");
         struct entry *e = entry_new(u, orig);
         struct mcp_resource_def d = {.uri = uri,

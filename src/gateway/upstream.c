@@ -345,7 +345,7 @@ void entry_release(void *udata)
     }
 }
 
-static char *dump_or_null(json_t *v)
+char *gw_dump_or_null(json_t *v)
 {
     return v != NULL && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
@@ -404,12 +404,12 @@ static void register_tools(struct up *u, json_t *tools)
         if (orig == NULL || !tool_allowed(u, orig))
             continue;
         char *name = xasprintf("%s" GW_SEP "%s", u->cfg.name, orig);
-        char *in = dump_or_null(json_object_get(t, "inputSchema"));
-        char *outs = dump_or_null(json_object_get(t, "outputSchema"));
-        char *ann = dump_or_null(json_object_get(t, "annotations"));
-        char *icons = dump_or_null(json_object_get(t, "icons"));
+        char *in = gw_dump_or_null(json_object_get(t, "inputSchema"));
+        char *outs = gw_dump_or_null(json_object_get(t, "outputSchema"));
+        char *ann = gw_dump_or_null(json_object_get(t, "annotations"));
+        char *icons = gw_dump_or_null(json_object_get(t, "icons"));
         json_t *mj = gw_expose_tool_meta(u, json_object_get(t, "_meta"));
-        char *meta = dump_or_null(mj);
+        char *meta = gw_dump_or_null(mj);
         json_decref(mj);
         if (json_object_get(json_object_get(json_object_get(t, "_meta"), "ui"), "resourceUri") ||
             json_object_get(json_object_get(t, "_meta"), "ui/resourceUri"))
@@ -462,7 +462,7 @@ static void register_prompts(struct up *u, json_t *prompts)
         if (orig == NULL)
             continue;
         char *name = xasprintf("%s" GW_SEP "%s", u->cfg.name, orig);
-        char *args = dump_or_null(json_object_get(p, "arguments"));
+        char *args = gw_dump_or_null(json_object_get(p, "arguments"));
         struct mcp_prompt_def d = {.name = name,
                                    .title = json_string_value(json_object_get(p, "title")),
                                    .description =
