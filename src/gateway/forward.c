@@ -434,18 +434,30 @@ int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *
     else if ((orig = gw_ns_strip(e->up->cfg.name, e->orig, uri)) == NULL)
         return MCPGATE_ENOTFOUND;
     json_t *params = json_pack("{s:s}", "uri", orig);
-    free(orig);
     add_identity(ctx, params);
     json_t *resp = NULL;
     int r = forward(e->up, ctx, "resources/read", params, &resp, why, sizeof why);
-    if (r == MCPGATE_EINPUT_REQUIRED)
+    if (r == MCPGATE_EINPUT_REQUIRED) {
+        free(orig);
         return r;
+    }
     json_t *c = r == 0 ? json_object_get(json_object_get(resp, "result"), "contents") : NULL;
     if (!json_is_array(c)) {
+        free(orig);
         json_decref(resp);
         return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_ENOTFOUND;
     }
-    gw_expose_contents(e->up, c);
+    /* the contents of what was asked carry the name it was asked by; others are renamed */
+    size_t i;
+    json_t *item;
+    json_array_foreach (c, i, item) {
+        const char *cu = json_string_value(json_object_get(item, "uri"));
+        if (cu != NULL && strcmp(cu, orig) == 0)
+            json_object_set_new(item, "uri", json_string(uri));
+        else
+            gw_expose_content(e->up, item);
+    }
+    free(orig);
     *contents = json_incref(c);
     json_decref(resp);
     return 0;

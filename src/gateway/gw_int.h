@@ -42,7 +42,8 @@ struct up {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a slot finished starting */
     struct slot *slots;
-    json_t *reg;  /* what is registered: {"tools": [names], "prompts": [...], ...} */
+    pthread_mutex_t cat_mu; /* one catalog_load at a time */
+    json_t *reg;  /* tools and prompts registered: {"tools": [names], "prompts": [names]} */
     json_t *seen; /* the upstream's lists as last seen: {"tools": [...], ...} */
     bool removed;
     bool refresh_tools, refresh_prompts, refresh_resources;
@@ -51,7 +52,9 @@ struct up {
     /* resources.c: the resources and templates as last listed (gateway's res_mu), and those
      * registered under the namespaced form, {orig: exposed} (gateway's mu) */
     json_t *res_offer, *tpl_offer;
+    json_t *res_reg; /* registered: {"resources": [URIs], "templates": [...]} (res_mu) */
     json_t *ns_res, *ns_tpl;
+    json_t *plain_res, *plain_tpl; /* ... and those under their own URI: {URI: true}, [tpl] */
     atomic_bool has_ns; /* ns_res or ns_tpl is not empty: URIs leaving it need a look */
     struct up *next;
 };
@@ -78,7 +81,11 @@ struct gateway {
     json_t *uri_owner; /* resource URI or template (as registered) -> upstream name */
     pthread_mutex_t res_mu; /* one decision on resource names at a time (resources.c) */
     json_t *watched;        /* URIs clients subscribe to (as they know them): true */
-    json_t *watch_q;        /* news for the upstreams: [[uri, subscribed, only-upstream|null]] */
+    json_t *watch_want;     /* news for the watcher: {URI: subscribed (the latest)} */
+    json_t *watch_again;    /* {upstream: restarted}: its subscriptions to look at again */
+    json_t *sub_map;        /* watcher's: {URI clients know: "upstream\nits own URI"} */
+    json_t *sub_count;      /* watcher's: {"upstream\nits own URI": names leading there} */
+    pthread_t watcher;
     mcp_complete_fn next_complete; /* completion of what is not the upstreams' (built-ins) */
     void *next_complete_arg;
     int max_children, max_per_user, children;
@@ -123,23 +130,24 @@ char *gw_ns_uri(const char *name, const char *uri);
 char *gw_ns_strip(const char *name, const char *tpl, const char *uri);
 /* The name clients know for a URI that came from u, or NULL when it is the same. */
 char *gw_expose_uri(struct up *u, const char *uri);
-/* The same applied in place: a content block (resource_link, resource), an array of them, an
- * array of resource contents; and a copy of a tool's _meta (its UI resource). */
+/* The same applied in place: a content block (resource_link, resource), an array of them, one
+ * of a read's contents; and a copy of a tool's _meta (its UI resource). */
 void gw_expose_block(struct up *u, json_t *block);
 void gw_expose_blocks(struct up *u, json_t *blocks);
-void gw_expose_contents(struct up *u, json_t *contents);
+void gw_expose_content(struct up *u, json_t *item);
 json_t *gw_expose_tool_meta(struct up *u, json_t *meta);
 
 /* The upstream's own URI (or template) for one clients know, to free, and the upstream's name
  * in *upname (to free); NULL when no upstream serves it. */
 char *gw_ref_owner(struct gateway *gw, const char *uri, char **upname);
 
-/* Subscriptions: the server's watch hook (a URI's first subscriber or its last) queues the
- * news; the reaper thread passes it on to the upstream serving the URI (gw_watch_run), and
- * subscribes a restarted upstream again (gw_watch_again). */
+/* Subscriptions: the server's watch hook (a URI's first subscriber or its last) leaves the
+ * news for the watcher thread, which passes it on to the upstream serving the URI (its calls
+ * may wait; nothing else does on that thread). gw_watch_again: u started, restarted (its
+ * subscriptions are sent again) or registered its resources again. */
 void gw_watch(void *arg, const char *uri, bool watching);
-void gw_watch_run(struct gateway *gw);
-void gw_watch_again(struct up *u);
+void gw_watch_again(struct up *u, bool restarted);
+void *gw_watcher_main(void *arg);
 
 /* forward.c: the handlers registered for an upstream's entries (udata: struct entry) */
 int tool_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata);

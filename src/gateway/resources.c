@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/gw_int.h"
@@ -74,9 +75,19 @@ char *gw_expose_uri(struct up *u, const char *uri)
     char *r = NULL;
     pthread_mutex_lock(&u->gw->mu);
     const char *x = json_string_value(json_object_get(u->ns_res, uri));
+    size_t i;
+    json_t *plain;
+    bool keep = json_object_get(u->plain_res, uri) != NULL; /* registered as it is */
+    json_array_foreach (u->plain_tpl, i, plain) {
+        if (keep)
+            break;
+        json_t *vars = uri_template_match(json_string_value(plain), uri);
+        keep = vars != NULL;
+        json_decref(vars);
+    }
     if (x != NULL) {
         r = xstrdup(x);
-    } else {
+    } else if (!keep) {
         const char *tpl;
         json_t *v;
         json_object_foreach (u->ns_tpl, tpl, v) {
@@ -124,14 +135,9 @@ void gw_expose_blocks(struct up *u, json_t *blocks)
         gw_expose_block(u, b);
 }
 
-void gw_expose_contents(struct up *u, json_t *contents)
+void gw_expose_content(struct up *u, json_t *item)
 {
-    if (!atomic_load_explicit(&u->has_ns, memory_order_acquire))
-        return;
-    size_t i;
-    json_t *c;
-    json_array_foreach (contents, i, c)
-        expose_member(u, c, "uri");
+    expose_member(u, item, "uri");
 }
 
 json_t *gw_expose_tool_meta(struct up *u, json_t *meta)
@@ -240,7 +246,7 @@ static void unregister(struct up *u)
 {
     static const char *const kinds[] = {"resources", "templates"};
     for (size_t k = 0; k < 2; k++) {
-        json_t *names = json_object_get(u->reg, kinds[k]);
+        json_t *names = json_object_get(u->res_reg, kinds[k]);
         size_t i;
         json_t *v;
         json_array_foreach (names, i, v) {
@@ -253,7 +259,7 @@ static void unregister(struct up *u)
             json_object_del(u->gw->uri_owner, name);
             pthread_mutex_unlock(&u->gw->mu);
         }
-        json_object_set_new(u->reg, kinds[k], json_array());
+        json_object_set_new(u->res_reg, kinds[k], json_array());
     }
 }
 
@@ -279,7 +285,7 @@ static void register_all(struct up *u)
 {
     size_t i;
     json_t *r;
-    json_t *names = json_object_get(u->reg, "resources");
+    json_t *names = json_object_get(u->res_reg, "resources");
     json_array_foreach (u->res_offer, i, r) {
         const char *orig = json_string_value(json_object_get(r, "uri"));
         if (orig == NULL || *orig == '\0')
@@ -314,7 +320,7 @@ static void register_all(struct up *u)
         }
         free(ann);
     }
-    json_t *tnames = json_object_get(u->reg, "templates");
+    json_t *tnames = json_object_get(u->res_reg, "templates");
     json_array_foreach (u->tpl_offer, i, r) {
         const char *orig = json_string_value(json_object_get(r, "uriTemplate"));
         if (orig == NULL || *orig == '\0')
@@ -400,11 +406,26 @@ static void sync_all(struct gateway *gw, struct up *dirty)
         u->ns_res = want_res[k];
         u->ns_tpl = want_tpl[k];
         want_res[k] = want_tpl[k] = NULL;
+        json_object_clear(u->plain_res);
+        json_array_clear(u->plain_tpl);
+        size_t i;
+        json_t *item;
+        json_array_foreach (u->res_offer, i, item) {
+            const char *o = json_string_value(json_object_get(item, "uri"));
+            if (o != NULL && json_object_get(u->ns_res, o) == NULL)
+                json_object_set_new(u->plain_res, o, json_true());
+        }
+        json_array_foreach (u->tpl_offer, i, item) {
+            json_t *o = json_object_get(item, "uriTemplate");
+            if (json_is_string(o) && json_object_get(u->ns_tpl, json_string_value(o)) == NULL)
+                json_array_append(u->plain_tpl, o);
+        }
         atomic_store_explicit(&u->has_ns,
                               json_object_size(u->ns_res) + json_object_size(u->ns_tpl) > 0,
                               memory_order_release);
         pthread_mutex_unlock(&gw->mu);
         register_all(u);
+        gw_watch_again(u, false); /* URIs clients watch may be its now */
         if (redo[k]) {
             log_info("[%s] %zu resources and %zu templates carry its name (offered elsewhere too)",
                      u->cfg.name, json_object_size(u->ns_res), json_object_size(u->ns_tpl));
@@ -476,7 +497,7 @@ static struct up *owner_of(struct gateway *gw, const char *uri, char **orig)
             continue;
         size_t i;
         json_t *v;
-        json_array_foreach (json_object_get(u->reg, "resources"), i, v) {
+        json_array_foreach (json_object_get(u->res_reg, "resources"), i, v) {
             if (strcmp(json_string_value(v), uri) != 0)
                 continue;
             const char *o = uri, *k;
@@ -493,7 +514,7 @@ static struct up *owner_of(struct gateway *gw, const char *uri, char **orig)
             continue;
         size_t i;
         json_t *v;
-        json_array_foreach (json_object_get(u->reg, "templates"), i, v) {
+        json_array_foreach (json_object_get(u->res_reg, "templates"), i, v) {
             json_t *vars = uri_template_match(json_string_value(v), uri);
             if (vars == NULL)
                 continue;
@@ -524,7 +545,7 @@ char *gw_ref_owner(struct gateway *gw, const char *uri, char **upname)
     for (struct up *u = ups; u != NULL && found == NULL; u = u->next) {
         size_t i;
         json_t *v;
-        json_array_foreach (json_object_get(u->reg, "templates"), i, v) {
+        json_array_foreach (json_object_get(u->res_reg, "templates"), i, v) {
             if (u->removed || strcmp(json_string_value(v), uri) != 0)
                 continue;
             const char *o = uri, *k;
@@ -553,44 +574,34 @@ void gw_watch(void *arg, const char *uri, bool watching)
         json_object_set_new(gw->watched, uri, json_true());
     else
         json_object_del(gw->watched, uri);
-    json_array_append_new(gw->watch_q, json_pack("[s, b, n]", uri, watching));
+    json_object_set_new(gw->watch_want, uri, json_boolean(watching)); /* the latest wins */
     pthread_cond_broadcast(&gw->cv);
     pthread_mutex_unlock(&gw->mu);
 }
 
-void gw_watch_again(struct up *u)
+void gw_watch_again(struct up *u, bool restarted)
 {
     struct gateway *gw = u->gw;
     pthread_mutex_lock(&gw->mu);
-    const char *uri;
-    json_t *v;
-    json_object_foreach (gw->watched, uri, v)
-        json_array_append_new(gw->watch_q, json_pack("[s, b, s]", uri, 1, u->cfg.name));
+    json_t *had = json_object_get(gw->watch_again, u->cfg.name);
+    json_object_set_new(gw->watch_again, u->cfg.name,
+                        json_boolean(restarted || json_is_true(had)));
+    pthread_cond_broadcast(&gw->cv);
     pthread_mutex_unlock(&gw->mu);
 }
 
-/* Tells the upstream (shared child or HTTP server: a per-session child's updates would be its
- * session's alone) that a client (un)subscribed, if it takes subscriptions. */
-static void watch_send(struct up *u, const char *orig, bool on)
+/* Sends resources/(un)subscribe for the upstream's own URI; false when it could not. */
+static bool watch_send(struct up *u, const char *orig, bool on)
 {
-    if (u->cfg.process != GW_SHARED && u->cfg.url == NULL) {
-        log_debug("[%s] %s: subscriptions are not passed to per-session servers", u->cfg.name,
-                  orig);
-        return;
-    }
     struct gw_conn *c = slot_ready(u, "shared");
     if (c == NULL)
-        return; /* (re)starting: it is subscribed again once it runs */
-    json_t *caps = json_object_get(json_object_get(gw_conn_info(c), "capabilities"), "resources");
-    if (!json_is_true(json_object_get(caps, "subscribe"))) {
-        gw_conn_release(c);
-        return;
-    }
+        return false; /* (re)starting: it is subscribed again once it runs */
     json_t *resp = NULL;
     char why[200] = "";
     const char *method = on ? "resources/subscribe" : "resources/unsubscribe";
     int r = gw_conn_call(c, method, json_pack("{s:s}", "uri", orig), 10000, NULL, &resp, why,
                          sizeof why);
+    gw_conn_release(c);
     json_t *err = json_object_get(resp, "error");
     if (r != 0 || err != NULL)
         log_warn("[%s] %s %s: %s", u->cfg.name, method, orig,
@@ -599,28 +610,129 @@ static void watch_send(struct up *u, const char *orig, bool on)
     else
         log_info("[%s] %s %s", u->cfg.name, on ? "subscribed to" : "unsubscribed from", orig);
     json_decref(resp);
-    gw_conn_release(c);
+    return r == 0 && err == NULL;
 }
 
-void gw_watch_run(struct gateway *gw)
+/* Does u take subscriptions from the gateway? Shared children and HTTP servers that declare
+ * resources.subscribe (a per-session child's updates would be its session's alone). */
+static bool takes_subscriptions(struct up *u)
+{
+    if (u->cfg.process != GW_SHARED && u->cfg.url == NULL)
+        return false;
+    struct gw_conn *c = slot_ready(u, "shared");
+    if (c == NULL)
+        return true; /* not running: assume so, and try when it does */
+    json_t *caps = json_object_get(json_object_get(gw_conn_info(c), "capabilities"), "resources");
+    bool yes = json_is_true(json_object_get(caps, "subscribe"));
+    gw_conn_release(c);
+    return yes;
+}
+
+/* A client-known URI gets its first subscriber: the upstream behind it is subscribed to its
+ * own URI (once for all the names that lead there). Watcher thread only. */
+static void watch_on(struct gateway *gw, const char *uri)
+{
+    if (json_object_get(gw->sub_map, uri) != NULL)
+        return;
+    char *orig = NULL;
+    pthread_mutex_lock(&gw->res_mu);
+    struct up *u = owner_of(gw, uri, &orig);
+    pthread_mutex_unlock(&gw->res_mu);
+    if (u == NULL || !takes_subscriptions(u)) {
+        if (u == NULL)
+            log_debug("%s: no server offers it (yet)", uri);
+        free(orig);
+        return;
+    }
+    char *key = xasprintf("%s\n%s", u->cfg.name, orig);
+    json_int_t n = json_integer_value(json_object_get(gw->sub_count, key));
+    if (n == 0)
+        (void)watch_send(u, orig, true);
+    json_object_set_new(gw->sub_count, key, json_integer(n + 1));
+    json_object_set_new(gw->sub_map, uri, json_string(key));
+    free(key);
+    free(orig);
+}
+
+/* Its last subscriber left: the upstream it was passed to is unsubscribed when no other name
+ * leads there, whatever the URI's owner is now. Watcher thread only. */
+static void watch_off(struct gateway *gw, const char *uri)
+{
+    const char *k = json_string_value(json_object_get(gw->sub_map, uri));
+    if (k == NULL)
+        return;
+    char *key = xstrdup(k);
+    json_object_del(gw->sub_map, uri);
+    json_int_t n = json_integer_value(json_object_get(gw->sub_count, key)) - 1;
+    if (n > 0) {
+        json_object_set_new(gw->sub_count, key, json_integer(n));
+    } else {
+        json_object_del(gw->sub_count, key);
+        char *nl = strchr(key, '\n');
+        *nl = '\0';
+        pthread_mutex_lock(&gw->mu);
+        struct up *u = NULL;
+        for (struct up *x = gw->ups; x != NULL; x = x->next)
+            if (!x->removed && strcmp(x->cfg.name, key) == 0)
+                u = x;
+        pthread_mutex_unlock(&gw->mu);
+        if (u != NULL)
+            (void)watch_send(u, nl + 1, false);
+    }
+    free(key);
+}
+
+/* An upstream started, restarted or registered its resources again: URIs watched but not
+ * passed on yet may be its; after a restart, its subscriptions are sent again. */
+static void watch_again(struct gateway *gw, const char *name, bool restarted)
 {
     pthread_mutex_lock(&gw->mu);
-    json_t *q = gw->watch_q;
-    gw->watch_q = json_array();
+    json_t *watched = json_deep_copy(gw->watched);
+    struct up *u = NULL;
+    for (struct up *x = gw->ups; x != NULL; x = x->next)
+        if (!x->removed && strcmp(x->cfg.name, name) == 0)
+            u = x;
     pthread_mutex_unlock(&gw->mu);
-    size_t i;
-    json_t *item;
-    json_array_foreach (q, i, item) {
-        const char *uri = json_string_value(json_array_get(item, 0));
-        bool on = json_is_true(json_array_get(item, 1));
-        const char *only = json_string_value(json_array_get(item, 2));
-        char *orig = NULL;
-        pthread_mutex_lock(&gw->res_mu);
-        struct up *u = owner_of(gw, uri, &orig);
-        pthread_mutex_unlock(&gw->res_mu);
-        if (u != NULL && (only == NULL || strcmp(only, u->cfg.name) == 0))
-            watch_send(u, orig, on);
-        free(orig);
+    const char *uri;
+    json_t *v;
+    if (u != NULL && restarted) {
+        size_t n = strlen(name);
+        json_object_foreach (gw->sub_count, uri, v)
+            if (strncmp(uri, name, n) == 0 && uri[n] == '\n')
+                (void)watch_send(u, uri + n + 1, true);
     }
-    json_decref(q);
+    json_object_foreach (watched, uri, v)
+        watch_on(gw, uri); /* passes over those already passed on */
+    json_decref(watched);
+}
+
+void *gw_watcher_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->mu);
+    while (!gw->stop) {
+        if (json_object_size(gw->watch_want) == 0 && json_object_size(gw->watch_again) == 0) {
+            cond_wait_ms(&gw->cv, &gw->mu, REAPER_TICK_MS);
+            continue;
+        }
+        json_t *want = gw->watch_want, *again = gw->watch_again;
+        gw->watch_want = json_object();
+        gw->watch_again = json_object();
+        pthread_mutex_unlock(&gw->mu);
+        const char *key;
+        json_t *v;
+        json_object_foreach (want, key, v) {
+            if (json_is_true(v))
+                watch_on(gw, key);
+            else
+                watch_off(gw, key);
+        }
+        json_object_foreach (again, key, v)
+            watch_again(gw, key, json_is_true(v));
+        json_decref(want);
+        json_decref(again);
+        pthread_mutex_lock(&gw->mu);
+    }
+    pthread_mutex_unlock(&gw->mu);
+    return NULL;
 }

@@ -498,6 +498,7 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
 {
     json_t *caps = json_object_get(gw_conn_info(c), "capabilities");
     int tmo = u->cfg.start_timeout_s * 1000;
+    pthread_mutex_lock(&u->cat_mu);
     mcp_server_batch(u->gw->srv, true);
     /* resources first: a tool may point at one (MCP Apps), under the name decided here */
     if (resources && json_object_get(caps, "resources") != NULL) {
@@ -507,11 +508,11 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
         json_decref(l);
         json_decref(t);
     }
-    pthread_mutex_lock(&u->mu);
-    bool retool = u->retool;
-    u->retool = false;
-    pthread_mutex_unlock(&u->mu);
     if (tools && json_object_get(caps, "tools") != NULL) {
+        pthread_mutex_lock(&u->mu);
+        bool retool = u->retool;
+        u->retool = false;
+        pthread_mutex_unlock(&u->mu);
         json_t *l = list_all(c, "tools/list", "tools", tmo);
         if (l != NULL && (changed(u, "tools", l) || retool)) {
             unregister_kind(u, "tools");
@@ -528,11 +529,14 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
         json_decref(l);
     }
     mcp_server_batch(u->gw->srv, false);
+    pthread_mutex_lock(&u->gw->res_mu);
+    size_t nres = json_array_size(json_object_get(u->res_reg, "resources"));
+    size_t ntpl = json_array_size(json_object_get(u->res_reg, "templates"));
+    pthread_mutex_unlock(&u->gw->res_mu);
     log_info("[%s] offers %zu tools, %zu prompts, %zu resources, %zu templates", u->cfg.name,
              json_array_size(json_object_get(u->reg, "tools")),
-             json_array_size(json_object_get(u->reg, "prompts")),
-             json_array_size(json_object_get(u->reg, "resources")),
-             json_array_size(json_object_get(u->reg, "templates")));
+             json_array_size(json_object_get(u->reg, "prompts")), nres, ntpl);
+    pthread_mutex_unlock(&u->cat_mu);
 }
 
 static void on_conn_notification(void *arg, json_t *msg)
@@ -592,6 +596,23 @@ static bool scope_has(const char *scopes, const char *want)
     return false;
 }
 
+/* May who use u? Its scope, and its users when it names some. */
+static bool up_allowed(struct gateway *gw, struct up *u, const struct mcp_identity *who)
+{
+    if (!gw->auth || u == NULL)
+        return true;
+    bool ok = who != NULL && scope_has(who->scopes, u->cfg.scope);
+    if (ok && u->cfg.users != NULL) {
+        ok = false;
+        size_t i;
+        json_t *x;
+        json_array_foreach (u->cfg.users, i, x)
+            if (who->username != NULL && strcmp(json_string_value(x), who->username) == 0)
+                ok = true;
+    }
+    return ok;
+}
+
 static bool gw_access(void *arg, const struct mcp_identity *who, const char *kind, const char *name)
 {
     struct gateway *gw = arg;
@@ -608,18 +629,7 @@ static bool gw_access(void *arg, const struct mcp_identity *who, const char *kin
         if (owner != NULL)
             u = up_named(gw, owner, strlen(owner));
     }
-    bool ok = true;
-    if (u != NULL) {
-        ok = who != NULL && scope_has(who->scopes, u->cfg.scope);
-        if (ok && u->cfg.users != NULL) {
-            ok = false;
-            size_t i;
-            json_t *x;
-            json_array_foreach (u->cfg.users, i, x)
-                if (who->username != NULL && strcmp(json_string_value(x), who->username) == 0)
-                    ok = true;
-        }
-    }
+    bool ok = up_allowed(gw, u, who);
     pthread_mutex_unlock(&gw->mu);
     return ok;
 }
@@ -641,7 +651,7 @@ static int gw_complete(struct mcp_ctx *ctx, json_t *ref, const char *arg_name,
         u = sep != NULL ? up_named(gw, name, (size_t)(sep - name)) : NULL;
         pthread_mutex_unlock(&gw->mu);
         if (u != NULL) {
-            if (!gw_access(gw, mcp_ctx_identity(ctx), "prompt", name))
+            if (!up_allowed(gw, u, mcp_ctx_identity(ctx)))
                 return MCPGATE_ENOTFOUND;
             uref = json_pack("{s:s, s:s}", "type", type, "name", sep + strlen(GW_SEP));
         }
@@ -657,8 +667,8 @@ static int gw_complete(struct mcp_ctx *ctx, json_t *ref, const char *arg_name,
         }
         free(orig);
         free(upname);
-        if (u != NULL && !gw_access(gw, mcp_ctx_identity(ctx), "template", uri) &&
-            !gw_access(gw, mcp_ctx_identity(ctx), "resource", uri)) {
+        /* whoever it is found through (a template, a resource, a URI a template matches) */
+        if (u != NULL && !up_allowed(gw, u, mcp_ctx_identity(ctx))) {
             json_decref(uref);
             return MCPGATE_ENOTFOUND;
         }
@@ -769,7 +779,7 @@ static void up_start(struct up *u)
     }
     catalog_load(u, c, true, true, true);
     gw_conn_release(c);
-    gw_watch_again(u); /* clients may have subscribed to its URIs before it came */
+    gw_watch_again(u, false); /* clients may have subscribed to its URIs before it came */
 }
 
 static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
@@ -780,12 +790,16 @@ static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
     memset(cfg, 0, sizeof *cfg); /* moved */
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
-    u->reg = json_pack("{s:[], s:[], s:[], s:[]}", "tools", "prompts", "resources", "templates");
+    u->reg = json_pack("{s:[], s:[]}", "tools", "prompts");
     u->seen = json_object();
+    pthread_mutex_init(&u->cat_mu, NULL);
     u->res_offer = json_array();
     u->tpl_offer = json_array();
+    u->res_reg = json_pack("{s:[], s:[]}", "resources", "templates");
     u->ns_res = json_object();
     u->ns_tpl = json_object();
+    u->plain_res = json_object();
+    u->plain_tpl = json_array();
     return u;
 }
 
@@ -868,7 +882,7 @@ static void *reaper_main(void *arg)
                     gw_conn_release(c);
                     log_info("[%s] running again", u->cfg.name);
                     rt = rp = rr = true; /* a new process may offer other things */
-                    gw_watch_again(u);
+                    gw_watch_again(u, true);
                 } else {
                     log_warn("[%s] restart failed: %s", u->cfg.name, why);
                 }
@@ -887,7 +901,6 @@ static void *reaper_main(void *arg)
                 }
             }
         }
-        gw_watch_run(gw);
         /* questions nobody came back to answer: let their calls end */
         end_parked(gw, NULL, now - PARK_TTL_MS);
         pthread_mutex_lock(&gw->mu);
@@ -912,7 +925,10 @@ int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct ga
     mcp_server_set_access(srv, gw_access, gw);
     mcp_server_set_session_end(srv, on_session_end, gw);
     gw->watched = json_object();
-    gw->watch_q = json_array();
+    gw->watch_want = json_object();
+    gw->watch_again = json_object();
+    gw->sub_map = json_object();
+    gw->sub_count = json_object();
     mcp_server_set_watch(srv, gw_watch, gw);
     gw->next_complete = mcp_completion_get(srv, &gw->next_complete_arg);
     mcp_completion_set(srv, gw_complete, gw);
@@ -924,7 +940,8 @@ int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct ga
     }
     for (struct up *u = gw->ups; u != NULL; u = u->next)
         up_start(u);
-    if (pthread_create(&gw->reaper, NULL, reaper_main, gw) != 0) {
+    if (pthread_create(&gw->reaper, NULL, reaper_main, gw) != 0 ||
+        pthread_create(&gw->watcher, NULL, gw_watcher_main, gw) != 0) {
         gw_free(gw);
         return ERR_INTERNAL;
     }
@@ -987,6 +1004,8 @@ void gw_free(struct gateway *gw)
     pthread_mutex_unlock(&gw->mu);
     if (gw->reaper)
         pthread_join(gw->reaper, NULL);
+    if (gw->watcher)
+        pthread_join(gw->watcher, NULL);
     for (struct up *u = gw->ups; u != NULL; u = u->next)
         for (struct slot *s = u->slots; s != NULL; s = s->next)
             slot_stop(u, s);
@@ -1027,6 +1046,10 @@ void gw_free(struct gateway *gw)
         json_decref(u->tpl_offer);
         json_decref(u->ns_res);
         json_decref(u->ns_tpl);
+        json_decref(u->plain_res);
+        json_decref(u->plain_tpl);
+        json_decref(u->res_reg);
+        pthread_mutex_destroy(&u->cat_mu);
         pthread_cond_destroy(&u->cv);
         pthread_mutex_destroy(&u->mu);
         free(u);
@@ -1039,7 +1062,10 @@ void gw_free(struct gateway *gw)
     }
     json_decref(gw->uri_owner);
     json_decref(gw->watched);
-    json_decref(gw->watch_q);
+    json_decref(gw->watch_want);
+    json_decref(gw->watch_again);
+    json_decref(gw->sub_map);
+    json_decref(gw->sub_count);
     pthread_mutex_destroy(&gw->mu);
     pthread_mutex_destroy(&gw->res_mu);
     pthread_cond_destroy(&gw->cv);

@@ -212,8 +212,9 @@ void server_broadcast(struct mcp_server *srv, const char *method, const char *fi
                       const char *uri);
 /* Matches uri against an RFC 6570 level-1 template; returns a new object of variables or NULL. */
 json_t *uri_template_match(const char *tpl, const char *uri);
-/* One subscription to uri more (delta 1) or fewer (-1); the watch hook hears the first and the
- * last. */
+/* One subscription to uri more (delta 1) or fewer (-1; ignored for a URI not counted); the
+ * watch hook hears the first and the last. Called with the session's mu held, so that the
+ * count of a subscription always comes before its removal's. */
 void server_watch(struct mcp_server *srv, const char *uri, int delta);
 
 /* session.c */

@@ -668,9 +668,9 @@ static void m_subscribe(struct mcp_ctx *ctx, json_t *params)
         json_object_set_new(ctx->s->subscriptions, uri, json_true());
     else
         json_object_del(ctx->s->subscriptions, uri);
-    pthread_mutex_unlock(&ctx->s->mu);
-    if (on != had)
+    if (on != had) /* counted under the lock, so a concurrent change counts after this one */
         server_watch(ctx->s->srv, uri, on ? 1 : -1);
+    pthread_mutex_unlock(&ctx->s->mu);
     session_finish(ctx, json_object(), NULL);
 }
 
@@ -732,11 +732,12 @@ static void m_listen(struct mcp_ctx *ctx, json_t *params)
     pthread_mutex_lock(&ctx->s->mu);
     f->is_listen = true;
     f->listen_filter = json_incref(honoured);
-    pthread_mutex_unlock(&ctx->s->mu);
+    /* counted before anyone can end the listen (inflight_free counts it out) */
     size_t i;
     json_t *u;
     json_array_foreach(json_object_get(honoured, "resourceSubscriptions"), i, u)
-        server_watch(ctx->s->srv, json_string_value(u), 1); /* until inflight_free */
+        server_watch(ctx->s->srv, json_string_value(u), 1);
+    pthread_mutex_unlock(&ctx->s->mu);
     json_t *ack = json_pack("{s:o, s:{s:O}}", "notifications", honoured, "_meta",
                             "io.modelcontextprotocol/subscriptionId", ctx->id);
     session_send(ctx->s, ctx->stream,

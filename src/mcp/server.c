@@ -641,7 +641,12 @@ void mcp_server_set_watch(struct mcp_server *srv, mcp_watch_fn fn, void *arg)
 void server_watch(struct mcp_server *srv, const char *uri, int delta)
 {
     pthread_mutex_lock(&srv->watch_mu);
-    json_int_t n = json_integer_value(json_object_get(srv->watched, uri)) + delta;
+    json_t *had = json_object_get(srv->watched, uri);
+    if (delta < 0 && had == NULL) { /* never counted in: nothing to count out */
+        pthread_mutex_unlock(&srv->watch_mu);
+        return;
+    }
+    json_int_t n = json_integer_value(had) + delta;
     if (n > 0)
         json_object_set_new(srv->watched, uri, json_integer(n));
     else

@@ -719,14 +719,12 @@ void mcp_session_close(struct mcp_session *s)
     while (s->running_jobs > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     bool was_session = s->state != SESSION_NEW;
-    json_t *subs = s->subscriptions;
-    s->subscriptions = json_object();
-    pthread_mutex_unlock(&s->mu);
     const char *uri;
     json_t *v;
-    json_object_foreach (subs, uri, v)
+    json_object_foreach (s->subscriptions, uri, v)
         server_watch(s->srv, uri, -1);
-    json_decref(subs);
+    json_object_clear(s->subscriptions);
+    pthread_mutex_unlock(&s->mu);
     reap_listens(s);
     if (was_session && s->srv->session_end != NULL)
         s->srv->session_end(s->srv->session_end_arg, s->key);

@@ -323,6 +323,57 @@ describe('a 2026-07-28 client through the gateway', () => {
   });
 });
 
+describe('a shared template beside URIs of one server\'s own', () => {
+  test('its own URIs keep their names in reads and links; the template\'s carry the server\'s',
+    async () => {
+      // two instances of one server: the template t://item/{id} is offered twice, the resource
+      // t://item/<instance> once each
+      const srcPath = path.join(dir, 'items-server.mjs');
+      fs.writeFileSync(srcPath, `
+        import { McpServer, ResourceTemplate } from '${path.join(esm, 'server/mcp.js')}';
+        import { StdioServerTransport } from '${path.join(esm, 'server/stdio.js')}';
+        const me = process.env.ITEM;
+        const server = new McpServer({ name: 'items', version: '1' });
+        server.registerResource('mine', 't://item/' + me, {},
+          async (uri) => ({ contents: [{ uri: uri.href, text: 'mine: ' + me }] }));
+        server.registerResource('any', new ResourceTemplate('t://item/{id}', { list: undefined }),
+          {}, async (uri, { id }) => ({ contents: [{ uri: uri.href, text: me + ' item ' + id }] }));
+        server.registerTool('link', { description: 'links to items' }, async () => ({
+          content: [{ type: 'resource_link', uri: 't://item/' + me, name: 'mine' },
+            { type: 'resource_link', uri: 't://item/42', name: 'any' }] }));
+        await server.connect(new StdioServerTransport());
+      `);
+      const item = (name) => ({ command: process.execPath, args: [srcPath], env: { ITEM: name } });
+      const p = writeConfig('items.json', { one: item('one'), two: item('two') });
+      const transport = new StdioClientTransport({ command: BIN,
+        args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+      const client = new Client({ name: 'gateway-test', version: '1' });
+      await client.connect(transport);
+      try {
+        await withTimeout((async () => {
+          for (;;) {
+            const t = (await client.listResourceTemplates()).resourceTemplates;
+            if (t.length === 2) return;
+            await sleep(50);
+          }
+        })(), 15000, 'both servers\' templates');
+        const tpls = (await client.listResourceTemplates()).resourceTemplates
+          .map((t) => t.uriTemplate).sort();
+        assert.deepEqual(tpls, ['t://one/item/{id}', 't://two/item/{id}']);
+        const uris = (await client.listResources()).resources.map((r) => r.uri).sort();
+        assert.deepEqual(uris, ['t://item/one', 't://item/two']);
+        const mine = await client.readResource({ uri: 't://item/one' });
+        assert.deepEqual(mine.contents.map((c) => [c.uri, c.text]), [['t://item/one', 'mine: one']]);
+        const any = await client.readResource({ uri: 't://two/item/42' });
+        assert.deepEqual(any.contents.map((c) => [c.uri, c.text]), [['t://two/item/42', 'two item 42']]);
+        const links = await client.callTool({ name: 'two__link', arguments: {} });
+        assert.deepEqual(links.content.map((c) => c.uri), ['t://item/two', 't://two/item/42']);
+      } finally {
+        await client.close();
+      }
+    });
+});
+
 describe('list changes propagate', () => {
   test('a tool the server adds appears, and the client is told', async () => {
     // a real SDK server (McpServer) that registers a tool when asked
@@ -454,6 +505,11 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
         ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
         argument: { name: 'department', value: 'S' } }).catch((err) => err);
       assert.match(String(none.message ?? none), /nothing to complete/);
+      // nor through a URI one of its templates matches
+      const viaUri = await c.complete({
+        ref: { type: 'ref/resource', uri: 'demo://resource/dynamic/text/3' },
+        argument: { name: 'resourceId', value: '1' } }).catch((err) => err);
+      assert.match(String(viaUri.message ?? viaUri), /nothing to complete/);
     } finally {
       await c.close();
     }
@@ -578,8 +634,14 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
       })(), 20000, what);
       const tok = await tokenFor(srv, admin, 'mcp mcp:everything');
       const c = await httpClient(srv, tok);
+      const logged = (line, what) => withTimeout((async () => {
+        while (!srv.stderr().includes(line)) await sleep(50);
+      })(), 10000, what);
       try {
         assert.ok((await uris(c)).includes(`demo://${doc}`));
+        // subscribed under the name it has now; unsubscribed after it changed
+        await c.subscribeResource({ uri: `demo://${doc}` });
+        await logged(`[everything] subscribed to demo://${doc}`, 'not subscribed upstream');
         fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg,
           mcpServers: { ...cfg.mcpServers, twin: { ...everything, scope: 'mcp:twin' } } }));
         srv.proc.kill('SIGHUP');
@@ -592,6 +654,9 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
         assert.match(String(miss.message ?? miss), /not found/i);
         const r = await c.readResource({ uri: `demo://everything/${doc}` });
         assert.match(r.contents[0].text, /architecture/i);
+        await c.unsubscribeResource({ uri: `demo://${doc}` });
+        await logged(`[everything] unsubscribed from demo://${doc}`,
+          'the old name\'s subscription stayed upstream');
         fs.writeFileSync(cfgPath, JSON.stringify(cfg));
         srv.proc.kill('SIGHUP');
         const back = await waitFor(c, (u) => u.includes(`demo://${doc}`),
