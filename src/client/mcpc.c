@@ -70,6 +70,8 @@ static void preq_free(struct preq *p)
 {
     if (p == NULL)
         return;
+    if (p->kind == PK_REQUEST && p->cb != NULL && !p->completed)
+        p->cb(p->arg, NULL); /* no answer will come: the caller may let go of arg */
     if (p->sync != NULL) {
         /* a waiter still waiting hears that nothing will come */
         pthread_mutex_lock(&p->c->mu);
@@ -1111,6 +1113,7 @@ int mcpc_submit(struct mcpc *c, struct preq *p, bool wait, bool raw, int timeout
     bool stopping = c->stopping;
     pthread_mutex_unlock(&c->mu);
     if (stopping) {
+        p->cb = NULL; /* the caller hears it from the return value */
         preq_free(p);
         if (w != NULL)
             waiter_unref(c, w);

@@ -107,16 +107,19 @@ const char *mcpc_protocol_version(struct mcpc *c);
  * result (modern; with serverInfo taken from its _meta). New reference, NULL before connect. */
 json_t *mcpc_server_info(struct mcpc *c);
 
-/* Sends a request; cb gets the response (or an error mcpc made). params is stolen (NULL: no
- * params). *handle (may be NULL) names it for mcpc_cancel. Any thread. */
+/* Sends a request; cb gets the response (or an error mcpc made), exactly once: with NULL when
+ * no answer will come (cancelled, or never sent before mcpc_free), which is when arg may be
+ * freed. Not called when mcpc_request fails. params is stolen (NULL: no params). *handle (may
+ * be NULL) names it for mcpc_cancel. Any thread. */
 int mcpc_request(struct mcpc *c, const char *method, json_t *params, mcpc_reply_fn cb,
                  void *arg, uint64_t *handle /* OUT */) ERR_WARN_UNUSED;
 /* The same, waiting up to timeout_ms (0: forever) for the response (new reference).
  * Not from a callback. */
 int mcpc_request_sync(struct mcpc *c, const char *method, json_t *params, int timeout_ms,
                       json_t **response /* OUT */) ERR_WARN_UNUSED;
-/* Cancels a request: its callback is not called. Legacy: notifications/cancelled is sent;
- * modern: the stream is closed (which is the cancellation). */
+/* Cancels a request: its callback gets no response, only the final NULL (possibly before
+ * mcpc_cancel returns, on another thread; or a response already on its way). Legacy:
+ * notifications/cancelled is sent; modern: the stream is closed (which is the cancellation). */
 void mcpc_cancel(struct mcpc *c, uint64_t handle, const char *reason);
 /* Sends a notification (params stolen) or a response to a server request (msg stolen). */
 int mcpc_notify(struct mcpc *c, const char *method, json_t *params) ERR_WARN_UNUSED;

@@ -40,6 +40,8 @@ struct fwd {
     json_t *shown;         /* key -> server request id */
     char *state_token;
     bool listen;           /* a modern client's subscriptions/listen held by the proxy */
+    bool cancelled;        /* unlinked by the client's cancel: on_reply frees it (mu) */
+    json_t *final;         /* the server's answer while the client owes a retry (mu) */
     struct fwd *next;
 };
 
@@ -168,7 +170,19 @@ static void fwd_free(struct fwd *f)
     json_decref(f->queued);
     json_decref(f->shown);
     free(f->state_token);
+    json_decref(f->final);
     free(f);
+}
+
+/* The client gave up on f (unlinked, mu held): mcpc still calls on_reply once for it (the
+ * answer, or NULL), which frees it; a listen has no request upstream and goes at once.
+ * Returns whether the caller frees it now. */
+static bool fwd_abandon(struct fwd *f)
+{
+    if (f->listen)
+        return true;
+    f->cancelled = true;
+    return false;
 }
 
 /* (mu) */
@@ -441,9 +455,27 @@ static void on_reply(void *arg, json_t *resp)
     struct proxy *px = f->px;
     json_t *result = json_object_get(resp, "result");
     pthread_mutex_lock(&px->mu);
-    if (f->client_id == NULL) {
+    if (f->cancelled) { /* the client gave up on it: this was mcpc's last word */
         pthread_mutex_unlock(&px->mu);
-        return; /* cancelled meanwhile */
+        fwd_free(f);
+        return;
+    }
+    if (resp == NULL) { /* no answer will come (it never left) */
+        fwd_unlink(px, f);
+        pthread_mutex_unlock(&px->mu);
+        if (f->client_id != NULL)
+            emit_error(px, f->client_id, MCPC_ERR_CLOSED,
+                       "the request could not be sent (the connection is closing)");
+        fwd_free(f);
+        return;
+    }
+    if (f->client_id == NULL) {
+        /* the client owes a retry (it was shown the server's questions): the answer waits
+         * for it */
+        json_decref(f->final);
+        f->final = json_incref(resp);
+        pthread_mutex_unlock(&px->mu);
+        return;
     }
     bool modern_up = up_modern(px);
     if (json_is_object(result) && modern_up && !f->modern) {
@@ -786,8 +818,19 @@ static bool answer_locally_modern(struct proxy *px, json_t *id, const char *meth
     json_object_clear(f->shown);
     json_decref(f->client_id);
     f->client_id = json_deep_copy(id);
-    present_inputs(px, f); /* more questions may be waiting already */
+    json_t *final = NULL;
+    if (f->final != NULL) { /* the server answered meanwhile: that is the retry's answer */
+        final = f->final;
+        f->final = NULL;
+        json_array_clear(f->queued);
+    } else {
+        present_inputs(px, f); /* more questions may be waiting already */
+    }
     pthread_mutex_unlock(&px->mu);
+    if (final != NULL) {
+        on_reply(f, final);
+        json_decref(final);
+    }
     return true;
 }
 
@@ -867,12 +910,17 @@ static void handle_response(struct proxy *px, json_t *msg)
                 const char *em = json_string_value(
                     json_object_get(json_object_get(msg, "error"), "message"));
                 fwd_unlink(px, f);
+                json_t *cid = json_incref(f->client_id);
+                uint64_t handle = f->handle;
+                bool now = fwd_abandon(f);
                 pthread_mutex_unlock(&px->mu);
-                mcpc_cancel(px->c, f->handle, "the client refused the server's question");
-                emit_error(px, f->client_id, JSONRPC_INTERNAL_ERROR,
+                mcpc_cancel(px->c, handle, "the client refused the server's question");
+                emit_error(px, cid, JSONRPC_INTERNAL_ERROR,
                            "the client could not answer the server's question: %s",
                            em != NULL ? em : "error");
-                fwd_free(f);
+                json_decref(cid);
+                if (now)
+                    fwd_free(f);
                 return;
             }
             json_object_set(f->responses, key, result);
@@ -900,15 +948,19 @@ static void handle_notification(struct proxy *px, json_t *msg)
         json_t *rid = json_object_get(params, "requestId");
         pthread_mutex_lock(&px->mu);
         struct fwd *f = fwd_by_client_id(px, rid);
-        if (f != NULL)
-            fwd_unlink(px, f);
-        pthread_mutex_unlock(&px->mu);
+        bool listen = false, now = false;
+        uint64_t handle = 0;
         if (f != NULL) {
-            if (!f->listen)
-                mcpc_cancel(px->c, f->handle,
-                            json_string_value(json_object_get(params, "reason")));
-            fwd_free(f);
+            fwd_unlink(px, f);
+            listen = f->listen;
+            handle = f->handle;
+            now = fwd_abandon(f); /* f is on_reply's to free from here on */
         }
+        pthread_mutex_unlock(&px->mu);
+        if (f != NULL && !listen)
+            mcpc_cancel(px->c, handle, json_string_value(json_object_get(params, "reason")));
+        if (now)
+            fwd_free(f);
         return;
     }
     if (!px->connected)

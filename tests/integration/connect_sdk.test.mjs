@@ -114,6 +114,21 @@ for (const [label, url, extra] of [
       assert.equal(r.content[0].text, '2');
     });
 
+    test('cancelled just as the answers come, a hundred times: connect stays whole', async () => {
+      const runs = Array.from({ length: 100 }, async (_, i) => {
+        const ac = new AbortController();
+        const p = c.client.callTool({ name: 'add', arguments: { a: i, b: 1 } }, undefined,
+          { signal: ac.signal });
+        await new Promise((resolve) => (i % 2 ? setImmediate : setTimeout)(resolve, i % 3));
+        ac.abort('race');
+        return p.then((r) => r.structuredContent.sum, () => 'cancelled');
+      });
+      const got = await Promise.all(runs);
+      got.forEach((v, i) => assert.ok(v === 'cancelled' || v === i + 1, `${i}: ${v}`));
+      const r = await c.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } });
+      assert.equal(r.content[0].text, '4');
+    });
+
     test('what connect wrote follows the schema of its revision', async () => {
       await c.client.close();
       const res = checkSchemas(c.files.inFile, c.files.outFile);
