@@ -652,8 +652,10 @@ static int remote_setup(struct remote *rm)
 
 static void remote_free(struct remote *rm)
 {
-    oauthc_free(rm->oc);
-    tstore_close(rm->ts);
+    if (!mcpc_left_behind()) { /* else a sign-in thread still uses them, until exit */
+        oauthc_free(rm->oc);
+        tstore_close(rm->ts);
+    }
     free(rm->key);
     if (rm->debug_log != NULL) {
         log_set_copy(NULL, false);

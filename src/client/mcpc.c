@@ -8,6 +8,7 @@
  * and sent again, or its broken stream resumed with a GET and Last-Event-ID. */
 #include "client/mcpc.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,8 @@ static void handle_message(struct mcpc *c, struct preq *via, json_t *msg)
         if (c->era == MCPC_ERA_MODERN && p->method != NULL && strcmp(p->method, "tools/list") == 0)
             mcpc_tools_snoop(c, json_object_get(msg, "result"));
         complete(c, p, msg);
+        if (p != via)
+            mcpc_maybe_release(c, p); /* answered on another stream (HTTP+SSE): done with */
         return;
     }
     if (kind == JSONRPC_REQUEST) {
@@ -297,6 +300,10 @@ static void on_endpoint(struct mcpc *c, const char *data)
         free(dorigin);
     } else if (data[0] == '/' && data[1] != '/') {
         u = xasprintf("%s%s", origin, data);
+    } else if (data[0] == '?') { /* RFC 3986 5.2.2: the same path, this query */
+        const char *q = strchr(c->url, '?');
+        size_t n = q != NULL ? (size_t)(q - c->url) : strlen(c->url);
+        u = xasprintf("%.*s%s", (int)n, c->url, data);
     } else if (data[0] != '/') {
         const char *q = strchr(c->url, '?');
         size_t n = q != NULL ? (size_t)(q - c->url) : strlen(c->url);
@@ -454,7 +461,8 @@ static void start_transfer(struct mcpc *c, struct preq *p)
         }
     }
     for (char **h = c->headers; h != NULL && *h != NULL; h++)
-        json_array_append_new(hdrs, json_string(*h));
+        if (token == NULL || strncasecmp(*h, "Authorization:", 14) != 0) /* signed in: ours */
+            json_array_append_new(hdrs, json_string(*h));
 
     size_t nh = json_array_size(hdrs);
     const char **hv = xcalloc(nh + 1, sizeof *hv);
@@ -516,7 +524,7 @@ static void on_x_headers(void *arg, struct hc_xfer *x, long status, const struct
             p->sp_on = true;
         }
         if (p->kind == PK_GET || p->kind == PK_LISTEN)
-            p->failures = 0;
+            p->opened_at = mcpc_now_ms();
     }
     (void)c;
 }
@@ -540,6 +548,8 @@ static int on_x_data(void *arg, struct hc_xfer *x, const char *d, size_t n)
     }
     return 0;
 }
+
+#define STREAM_LIVED_MS 10000 /* a stream open this long had nothing wrong with it */
 
 static long long backoff_ms(int failures)
 {
@@ -624,6 +634,12 @@ static void get_ended(struct mcpc *c, struct preq *p, const char *why)
         c->get_stream = NULL;
         return;
     }
+    /* a stream that lived a while was fine: only quick ends in a row count as failures (a
+     * server that opens and closes at once is retried with backoff, then given up on) */
+    bool lived = p->opened_at > 0 && mcpc_now_ms() - p->opened_at >= STREAM_LIVED_MS;
+    p->opened_at = 0;
+    if (lived)
+        p->failures = 0;
     p->failures++;
     if (p->failures > 8) {
         log_warn("the server's notification stream keeps failing (%s); giving up on it", why);
@@ -633,18 +649,28 @@ static void get_ended(struct mcpc *c, struct preq *p, const char *why)
             c->ev.on_lost(c->ev_arg, "the SSE connection to the server is lost");
         return;
     }
-    long long wait =
-        p->sse && p->sp_on && p->sp.retry_ms >= 0 ? p->sp.retry_ms : backoff_ms(p->failures - 1);
+    /* retry: as the server says (within 0.1-60 s) the first time, then no less than the
+     * backoff */
+    long long wait = backoff_ms(p->failures - 1);
+    if (p->sse && p->sp_on && p->sp.retry_ms >= 0) {
+        long long r = p->sp.retry_ms < 100 ? 100 : p->sp.retry_ms > 60000 ? 60000 : p->sp.retry_ms;
+        wait = p->failures > 1 && r < wait ? wait : r;
+    }
     if (p->kind == PK_GET && c->era == MCPC_ERA_LEGACY && p->sp_on)
         p->resuming = p->sp.last_id[0] != '\0';
     if (p->sp_on)
         sse_finish(&p->sp);
     if (c->era == MCPC_ERA_SSE) {
-        /* a new HTTP+SSE stream is a new session: initialize again */
-        log_info("the SSE stream ended (%s); reconnecting", why);
+        /* a new HTTP+SSE stream is a new session: initialize again, at once after a stream
+         * that lived, with backoff after streams that end as soon as they open */
+        c->sse_drops = lived ? 0 : c->sse_drops + 1;
+        long long delay = c->sse_drops > 1 ? backoff_ms(c->sse_drops - 2) : 0;
+        log_info("the SSE stream ended (%s); reconnecting%s", why, delay > 0 ? " after a pause" : "");
         p->cancelled = true;
         c->get_stream = NULL;
         mcpc_start_reinit(c);
+        if (c->get_stream != NULL && delay > 0)
+            c->get_stream->due = mcpc_now_ms() + delay;
         return;
     }
     if (p->kind == PK_LISTEN) {
@@ -988,7 +1014,7 @@ static void *loop_main(void *arg)
         if (c->reinit && c->era == MCPC_ERA_SSE && c->post_url != NULL) {
             bool sent = false;
             for (struct preq *p = c->reqs; p != NULL; p = p->next)
-                if (p->then == mcpc_reinit_then)
+                if (p->then == mcpc_reinit_then && !p->completed)
                     sent = true;
             if (!sent) {
                 struct preq *ip =
@@ -1003,8 +1029,7 @@ static void *loop_main(void *arg)
         for (struct preq *p = c->reqs, *nx; p != NULL; p = nx) {
             nx = p->next;
             if (p->due > 0 && p->due <= now && !p->parked && p->x == NULL) {
-                bool waits = c->reinit && p->then != mcpc_reinit_then && p->kind != PK_GET;
-                if (!waits)
+                if (!mcpc_waits_reinit(c, p))
                     start_transfer(c, p);
             } else if (p->due > now && p->due < next) {
                 next = p->due;
@@ -1196,6 +1221,13 @@ int mcpc_raw_call(struct mcpc *c, enum preq_kind kind, const char *method, json_
     return r;
 }
 
+static atomic_bool left_behind;
+
+bool mcpc_left_behind(void)
+{
+    return atomic_load(&left_behind);
+}
+
 void mcpc_free(struct mcpc *c)
 {
     if (c == NULL)
@@ -1221,6 +1253,7 @@ void mcpc_free(struct mcpc *c)
     if (auth) {
         /* a sign-in waiting for the browser cannot be interrupted; the process is ending */
         pthread_detach(c->auth_thread);
+        atomic_store(&left_behind, true);
         log_debug("leaving a sign-in in progress behind");
         return;
     }

@@ -93,6 +93,9 @@ int mcpc_new(const struct mcpc_opts *o, const struct mcpc_events *ev, void *ev_a
 /* Closes the session (DELETE), ends every transfer (pending requests get MCPC_ERR_CLOSED),
  * stops the thread, frees. NULL is a no-op. Not from a callback. */
 void mcpc_free(struct mcpc *c);
+/* Did an mcpc_free leave a sign-in thread running (waiting for a browser)? Then what it uses
+ * (the oauthc, the token store) must outlive it: the process is ending anyway. */
+bool mcpc_left_behind(void);
 
 /* Establishes the era and, in the legacy eras, the session: initialize with init_params
  * (borrowed; NULL: this client's protocol version, capabilities and clientInfo from the

@@ -82,7 +82,7 @@ void mcpc_auth_collect(struct mcpc *c)
         /* requests that got a 401 meanwhile waited for this: send them again with the new
          * token, or, when the refresh failed, let the first one start the full challenge */
         for (struct preq *p = c->reqs; p != NULL; p = p->next) {
-            if (!p->parked || c->reinit)
+            if (!p->parked || mcpc_waits_reinit(c, p))
                 continue;
             if (r == 0) {
                 p->parked = false;
@@ -96,7 +96,7 @@ void mcpc_auth_collect(struct mcpc *c)
     }
     for (struct preq *p = c->reqs, *next; p != NULL; p = next) {
         next = p->next;
-        if (!p->parked || c->reinit)
+        if (!p->parked || mcpc_waits_reinit(c, p))
             continue;
         p->parked = false;
         if (r == 0) {

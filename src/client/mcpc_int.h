@@ -67,6 +67,7 @@ struct preq {
     struct sse_parser sp;
     bool sp_on;
     long long due; /* > 0: start (again) at this time, ms */
+    long long opened_at; /* a stream: when its 2xx came (ms) */
     struct preq *next, *prev;
 };
 
@@ -126,6 +127,7 @@ struct mcpc {
     struct preq *get_stream; /* PK_GET or PK_LISTEN in progress (or waiting to reconnect) */
     json_t *listen_filter;
     bool reinit;          /* a re-initialization is in flight: park requests */
+    int sse_drops;        /* HTTP+SSE streams in a row that ended soon after opening */
     bool closing;         /* the loop is ending */
     json_t *tool_schemas; /* modern: tool name -> inputSchema with x-mcp-header */
     bool tools_loaded;
@@ -182,5 +184,11 @@ void mcpc_start_auth(struct mcpc *c, struct preq *p, bool refresh_only);
 void mcpc_auth_collect(struct mcpc *c);
 void mcpc_start_reinit(struct mcpc *c);
 void mcpc_reinit_then(struct mcpc *c, struct preq *ip, json_t *resp);
+/* Does p wait for a re-initialization in progress? Everything but the re-initialization's own
+ * requests (its initialize, the new stream) does. */
+static inline bool mcpc_waits_reinit(const struct mcpc *c, const struct preq *p)
+{
+    return c->reinit && p->then != mcpc_reinit_then && p->kind != PK_GET;
+}
 
 #endif

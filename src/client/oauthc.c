@@ -20,6 +20,7 @@
 
 #define ACCESS_TOKEN_MAX 16384
 #define REFRESH_EARLY_S 60        /* refresh this long before expiry */
+#define REFRESH_SPACING_S 5       /* proactive refreshes at least this far apart */
 #define LEASE_STALE_MARGIN_S 60   /* a sign-in lease is stale after the auth timeout + this */
 #define BACKOFF_FIRST_S 30
 #define BACKOFF_MAX_S 600
@@ -229,14 +230,11 @@ int oauthc_token_parse(json_t *resp, long long now, json_t **out, char *why, siz
 
 int oauthc_tokens_save(struct oauthc *oc, json_t *tokens)
 {
-    int r = tstore_put(oc->o.store, oc->o.key, "tokens", tokens);
-    if (r != 0)
-        return r;
     pthread_mutex_lock(&oc->mu);
     json_decref(oc->tokens);
     oc->tokens = json_deep_copy(tokens);
     pthread_mutex_unlock(&oc->mu);
-    return 0;
+    return tstore_put(oc->o.store, oc->o.key, "tokens", tokens);
 }
 
 static void tokens_reload(struct oauthc *oc)
@@ -337,11 +335,31 @@ static long long refresh_margin(json_t *t)
 
 bool oauthc_refresh_due(struct oauthc *oc)
 {
+    long long now = oauthc_now();
     pthread_mutex_lock(&oc->mu);
     bool due = oc->tokens != NULL && json_object_get(oc->tokens, "refresh_token") != NULL &&
-               !tokens_fresh(oc->tokens, oauthc_now(), refresh_margin(oc->tokens));
+               !tokens_fresh(oc->tokens, now, refresh_margin(oc->tokens)) &&
+               now >= oc->refresh_next;
     pthread_mutex_unlock(&oc->mu);
     return due;
+}
+
+/* Paces proactive refreshes: at most one per REFRESH_SPACING_S (tokens that come back
+ * already due, expires_in 0, do not make every request refresh), and after failures in a row
+ * (the authorization server down) 2, 4, ... up to 60 s apart. */
+static void refresh_paced(struct oauthc *oc, bool ok)
+{
+    pthread_mutex_lock(&oc->mu);
+    oc->refresh_fails = ok ? 0 : oc->refresh_fails + 1;
+    long long wait = REFRESH_SPACING_S;
+    if (oc->refresh_fails > 0) {
+        int n = oc->refresh_fails < 6 ? oc->refresh_fails : 6;
+        wait = (long long)1 << n;
+        if (wait > 60)
+            wait = 60;
+    }
+    oc->refresh_next = oauthc_now() + wait;
+    pthread_mutex_unlock(&oc->mu);
 }
 
 /* ---- refresh ---- */
@@ -434,10 +452,9 @@ static int refresh(struct oauthc *oc, char *why, size_t whylen)
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (json_object_get(tok, keep[i]) != NULL)
             json_object_set(newtok, keep[i], json_object_get(tok, keep[i]));
-    if ((r = oauthc_tokens_save(oc, newtok)) != 0) {
-        reason_set(why, whylen, "cannot store the refreshed tokens: %s", err_str(r));
-        goto out;
-    }
+    if ((r = oauthc_tokens_save(oc, newtok)) != 0)
+        log_warn("oauth: cannot store the refreshed tokens (%s); this process keeps using them",
+                 err_str(r));
     oauthc_say(oc, "access token refreshed");
     r = 0;
 out:
@@ -506,6 +523,7 @@ int oauthc_refresh_now(struct oauthc *oc, char *why, size_t whylen)
         r = 0;
     } else {
         r = refresh(oc, why, whylen);
+        refresh_paced(oc, r == 0);
     }
     lease_release(oc);
 out:

@@ -105,8 +105,15 @@ static int discover_prm(struct oauthc *oc, const struct www_auth *w, json_t **pr
         reason_set(why, whylen, "the server URL is not an absolute http(s) URL");
         return ERR_INVALID;
     }
-    if (w != NULL && w->resource_metadata != NULL)
-        json_array_insert_new(urls, 0, json_string(w->resource_metadata));
+    if (w != NULL && w->resource_metadata != NULL) {
+        /* a remote server does not get to make us fetch from this machine's own services */
+        if (hc_url_is_loopback(w->resource_metadata) && !hc_url_is_loopback(oc->o.server_url))
+            log_warn("oauth: ignoring the server's resource_metadata on this machine (%s): the "
+                     "server is not",
+                     w->resource_metadata);
+        else
+            json_array_insert_new(urls, 0, json_string(w->resource_metadata));
+    }
     json_array_foreach (urls, i, v) {
         const char *url = json_string_value(v);
         char cwhy[300];
@@ -147,6 +154,14 @@ static int discover_as(struct oauthc *oc, const char *issuer, json_t **asm_doc, 
     *asm_doc = NULL;
     if (urls == NULL) {
         reason_set(why, whylen, "the authorization server '%s' is not an http(s) URL", issuer);
+        return ERR_INVALID;
+    }
+    if (hc_url_is_loopback(issuer) && !hc_url_is_loopback(oc->o.server_url)) {
+        json_decref(urls);
+        reason_set(why, whylen,
+                   "the server names an authorization server on this machine (%s) but is not "
+                   "on it; refused",
+                   issuer);
         return ERR_INVALID;
     }
     json_array_foreach (urls, i, v) {
@@ -370,11 +385,14 @@ static int dcr(struct oauthc *oc, json_t *server, const char *redirect_uri, cons
     reg = json_deep_copy(rep.doc);
     /* what the AS did not echo, we asked for */
     const char *keep[] = {"redirect_uris", "token_endpoint_auth_method", "grant_types"};
-    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-        if (json_object_get(reg, keep[i]) == NULL)
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(reg, keep[i]);
+        bool bad = i == 1 ? !json_is_string(v) : !json_is_array(v); /* null, a number, ... */
+        if (bad)
             json_object_set(reg, keep[i], json_object_get(md, keep[i]));
-    if (jstr(reg, "client_secret") == NULL &&
-        strcmp(jstr(reg, "token_endpoint_auth_method"), "none") != 0)
+    }
+    const char *method = jstr(reg, "token_endpoint_auth_method");
+    if (jstr(reg, "client_secret") == NULL && (method == NULL || strcmp(method, "none") != 0))
         json_object_set_new(reg, "token_endpoint_auth_method", json_string("none"));
     json_object_set_new(reg, "issuer", json_string(jstr(server, "issuer")));
     json_object_set_new(reg, "source", json_string("dcr"));
@@ -788,6 +806,8 @@ static int flow_device(struct oauthc *oc, json_t *server, const char *scope, cha
     char *authz = NULL;
     oauthc_client_auth(client, form, &authz);
     r = oauthc_request(oc, endpoint, form, authz, &rep, why, whylen);
+    if (authz != NULL)
+        crypto_wipe(authz, strlen(authz));
     free(authz);
     if (r != 0)
         goto out;
@@ -805,6 +825,8 @@ static int flow_device(struct oauthc *oc, json_t *server, const char *scope, cha
     json_int_t expires = json_integer_value(json_object_get(rep.doc, "expires_in"));
     if (interval <= 0)
         interval = DEVICE_INTERVAL_DEFAULT;
+    if (interval > DEVICE_INTERVAL_MAX) /* the server's number: not a reason to hang */
+        interval = DEVICE_INTERVAL_MAX;
     if (expires <= 0 || expires > oc->o.auth_timeout_s)
         expires = oc->o.auth_timeout_s;
     char q1[300], q2[70];
@@ -817,7 +839,8 @@ static int flow_device(struct oauthc *oc, json_t *server, const char *scope, cha
     long long deadline = oauthc_now() + expires;
     struct token_ask a = {.server = server, .client = client, .scope = scope};
     for (;;) {
-        sleep_s((int)interval);
+        long long left = deadline - oauthc_now() + 1;
+        sleep_s((int)(interval < left ? interval : left > 0 ? left : 0));
         if (oauthc_now() > deadline) {
             reason_set(why, whylen, "the device code expired before anyone approved it");
             r = ERR_TIMEOUT;

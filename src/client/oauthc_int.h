@@ -21,13 +21,16 @@ struct oauthc {
     long long fail_until;        /* no new sign-in before this time (backoff) */
     int fail_backoff;            /* seconds; 0 when the last sign-in worked */
     char fail_why[300];
+    long long refresh_next;      /* no proactive refresh before this time (mu) */
+    int refresh_fails;           /* proactive refreshes failed in a row (mu) */
 };
 
 /* ---- oauthc.c ---- */
 long long oauthc_now(void);
 /* A progress line on stderr ("mcpgate: ..."), unless quiet. */
 void oauthc_say(const struct oauthc *oc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Stores tokens (owned by the caller) and caches them. */
+/* Caches tokens (owned by the caller) and stores them; on a store error they are still the
+ * ones this process uses (the server may have retired the old refresh token already). */
 int oauthc_tokens_save(struct oauthc *oc, json_t *tokens) ERR_WARN_UNUSED;
 
 /* A JSON answer of an OAuth endpoint. */

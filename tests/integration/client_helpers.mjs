@@ -173,7 +173,7 @@ export class LineClient {
 
 // A plain HTTP server that records requests and answers with handler(req, body) ->
 // { status, headers, body } (default 404). Resolves with { url, requests, close() }.
-export async function recorder(handler) {
+export async function recorder(handler, host = '127.0.0.1') {
   const requests = [];
   const srv = http.createServer((req, res) => {
     const chunks = [];
@@ -181,14 +181,15 @@ export async function recorder(handler) {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       requests.push({ method: req.method, url: req.url, headers: req.headers, body });
-      const out = handler?.(req, body) ?? { status: 404 };
+      const out = handler?.(req, body, requests.at(-1)) ?? { status: 404 };
       res.writeHead(out.status, out.headers ?? {});
       res.end(out.body ?? '');
     });
   });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => srv.listen(0, host, resolve));
   return {
-    url: `http://127.0.0.1:${srv.address().port}`,
+    url: `http://${host}:${srv.address().port}`,
+    port: srv.address().port,
     requests,
     close: () => new Promise((resolve) => {
       srv.closeAllConnections();
