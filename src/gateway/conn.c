@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -65,6 +66,7 @@ struct gw_conn {
     pid_t pid;
     int in_fd, out_fd, err_fd; /* in_fd: under wmu once running (closed by gw_conn_free) */
     int pipe_cap;              /* the capacity of the pipe to its stdin (F_GETPIPE_SZ) */
+    long write_wait_ms;        /* how long a write may wait for room (WRITE_WAIT_MS or less) */
     pthread_t reader, errlog;
     bool threads;
     pthread_mutex_t wmu;
@@ -86,7 +88,14 @@ struct gw_conn {
 
 /* ---- writing (stdio) ---- */
 
-static int write_line(struct gw_conn *c, json_t *msg)
+/* How long a write to a child's stdin may wait for room. A child that reads nothing for this
+ * long is stuck: it is stopped (its calls end with an error) rather than left holding threads. */
+#define WRITE_WAIT_MS 30000
+
+/* Writes msg and a newline to the child's stdin (non-blocking, so never past the deadline).
+ * wait_ms 0: only if the writer lock is free and the pipe has room for all of it at once
+ * (what the reader thread does: it must never wait on the child, which may be waiting on it). */
+static int write_line_within(struct gw_conn *c, json_t *msg, long wait_ms)
 {
     char *s = json_dumps(msg, JSON_COMPACT);
     if (s == NULL)
@@ -95,29 +104,74 @@ static int write_line(struct gw_conn *c, json_t *msg)
     s = xrealloc(s, n + 2);
     s[n++] = '\n';
     s[n] = '\0';
-    pthread_mutex_lock(&c->wmu);
+    if (wait_ms == 0 ? pthread_mutex_trylock(&c->wmu) != 0 : pthread_mutex_lock(&c->wmu) != 0) {
+        free(s);
+        return ERR_WOULDBLOCK;
+    }
     int r = c->in_fd >= 0 ? 0 : ERR_IO;
+    long long deadline = clock_ms() + wait_ms;
     const char *p = s;
+    bool started = false;
     while (r == 0 && n > 0) {
         ssize_t w = write(c->in_fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EAGAIN) {
+            long left = (long)(deadline - clock_ms());
+            if (!started && wait_ms == 0) {
+                r = ERR_WOULDBLOCK; /* nothing written: the stream is intact */
+                break;
+            }
+            if (left <= 0) {
+                r = ERR_TIMEOUT;
+                break;
+            }
+            struct pollfd pf = {.fd = c->in_fd, .events = POLLOUT};
+            (void)poll(&pf, 1, (int)(left < 1000 ? left : 1000));
+            continue;
+        }
         if (w <= 0) {
             r = ERR_IO;
             break;
         }
+        if (!started && wait_ms == 0)
+            deadline = clock_ms() + 1000; /* a line begun must be finished, but not for long */
+        started = true;
         p += w;
         n -= (size_t)w;
     }
     pthread_mutex_unlock(&c->wmu);
     free(s);
+    if (r == ERR_TIMEOUT) {
+        /* it took nothing for that long (or half a line is out): it cannot go on */
+        log_warn("[%s] reads nothing from us any more; stopping it", c->name);
+        if (c->pid > 0)
+            kill(-c->pid, SIGKILL);
+        /* until its reader sees it go (briefly): the next call then starts a new one */
+        pthread_mutex_lock(&c->mu);
+        long long until = clock_ms() + 2000;
+        while (!c->dead && clock_ms() < until)
+            cond_wait_ms(&c->cv, &c->mu, 50);
+        pthread_mutex_unlock(&c->mu);
+        r = ERR_IO;
+    }
     return r;
+}
+
+static int write_line(struct gw_conn *c, json_t *msg)
+{
+    return write_line_within(c, msg, c->write_wait_ms > 0 ? c->write_wait_ms : WRITE_WAIT_MS);
 }
 
 static int send_msg(struct gw_conn *c, json_t *msg /* stolen */)
 {
     int r;
-    if (c->http)
+    pthread_mutex_lock(&c->mu);
+    bool dead = c->dead;
+    pthread_mutex_unlock(&c->mu);
+    if (dead)
+        r = ERR_IO;
+    else if (c->http)
         r = json_object_get(msg, "method") != NULL && json_object_get(msg, "id") == NULL
                 ? mcpc_notify(c->mc, json_string_value(json_object_get(msg, "method")),
                               json_incref(json_object_get(msg, "params")))
@@ -168,11 +222,21 @@ static struct call *call_for_question(struct gw_conn *c)
     return latest;
 }
 
+/* An answer from the reader thread: never waits on the child (it may be waiting on us). */
+static int reader_reply(struct gw_conn *c, json_t *msg /* stolen */)
+{
+    if (c->http)
+        return send_msg(c, msg);
+    int r = write_line_within(c, msg, 0);
+    json_decref(msg);
+    return r;
+}
+
 static void refuse(struct gw_conn *c, json_t *id, int code, const char *why)
 {
     json_t *e = jsonrpc_error(id, code, why, NULL);
-    if (send_msg(c, e) != 0)
-        log_debug("[%s] cannot answer the server", c->name);
+    if (reader_reply(c, e) != 0)
+        log_debug("[%s] cannot answer the server (its stdin is full)", c->name);
 }
 
 /* Ends an asynchronous call with its callback: marks it fired, waits until nothing is being
@@ -250,7 +314,7 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
         if (strcmp(method, "ping") == 0) {
             pthread_mutex_unlock(&c->mu);
             json_t *r = jsonrpc_result(id, json_object());
-            if (send_msg(c, r) != 0)
+            if (reader_reply(c, r) != 0)
                 log_debug("[%s] cannot answer ping", c->name);
             return;
         }
@@ -267,6 +331,11 @@ static void route(struct gw_conn *c, json_t *msg, uint64_t related)
             refuse(c, id, JSONRPC_METHOD_NOT_FOUND,
                    "mcpgate cannot tell which client to ask (no call in flight, or calls of "
                    "several users)");
+            return;
+        }
+        if (json_array_size(k->inbox) >= 1000) {
+            pthread_mutex_unlock(&c->mu);
+            refuse(c, id, JSONRPC_INTERNAL_ERROR, "too many questions waiting for the client");
             return;
         }
         json_array_append(k->inbox, msg);
@@ -481,7 +550,7 @@ static void call_unlink(struct gw_conn *c, struct call *k)
 /* The HTTP reply callback needs the connection too. */
 struct http_reply {
     struct gw_conn *c;
-    struct call *k;
+    long long id; /* the call's (ids are never reused; a freed call's address may be) */
 };
 
 static void on_http_done(void *arg, json_t *resp)
@@ -490,7 +559,7 @@ static void on_http_done(void *arg, json_t *resp)
     struct gw_conn *c = hr->c;
     pthread_mutex_lock(&c->mu);
     struct call *k = c->calls;
-    while (k != NULL && k != hr->k)
+    while (k != NULL && k->id != hr->id)
         k = k->next;
     free(hr);
     if (resp == NULL && k != NULL && k->acb != NULL && !k->fired) {
@@ -549,7 +618,7 @@ static int call_send(struct call *k, const char *method, json_t *params, char *w
     if (c->http) {
         struct http_reply *hr = xcalloc(1, sizeof *hr);
         hr->c = c;
-        hr->k = k;
+        hr->id = k->id;
         uint64_t h = 0;
         if (mcpc_request(c->mc, method, params, on_http_done, hr, &h) != 0) {
             free(hr);
@@ -744,8 +813,8 @@ void gw_call_end(struct gw_call *k, bool cancel, const char *why)
             json_t *n = jsonrpc_notification("notifications/cancelled",
                                              json_pack("{s:I, s:s}", "requestId", (json_int_t)id,
                                                        "reason", why != NULL ? why : "cancelled"));
-            if (write_line(c, n) != 0)
-                log_debug("[%s] cannot send the cancellation", c->name);
+            if (write_line_within(c, n, 0) != 0) /* the reaper sends these: no waiting */
+                log_debug("[%s] cannot send the cancellation (its stdin is full)", c->name);
             json_decref(n);
         }
     }
@@ -886,6 +955,10 @@ int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
     *out = NULL;
     int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
     struct gw_conn *c = conn_new(u->name, ev);
+    /* a call waits no longer for the pipe than it would for its answer */
+    c->write_wait_ms = u->call_timeout_s > 0 && u->call_timeout_s * 1000L < WRITE_WAIT_MS
+                           ? u->call_timeout_s * 1000L
+                           : WRITE_WAIT_MS;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     char **envp = NULL, **argv = NULL;
@@ -943,6 +1016,8 @@ int gw_conn_spawn(const struct gw_upstream_cfg *u, char *const *extra_env,
     in[0] = outp[1] = errp[1] = -1;
     c->in_fd = in[1];
     c->pipe_cap = fcntl(in[1], F_GETPIPE_SZ);
+    /* writes wait for room with a deadline (write_line_within), never forever */
+    (void)fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
     c->out_fd = outp[0];
     c->err_fd = errp[0];
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0 ||
@@ -1099,10 +1174,21 @@ void gw_conn_free(struct gw_conn *c)
     c->exit_told = true; /* a stop we asked for is not news */
     pthread_mutex_unlock(&c->mu);
     if (c->http) {
-        mcpc_free(c->mc);
+        /* dead first (nothing sends any more), then wait for holders to leave, then free the
+         * client under nobody's feet */
         mark_dead(c, "the gateway is stopping it");
+        pthread_mutex_lock(&c->mu);
+        while (c->busy > 0)
+            cond_wait_ms(&c->cv, &c->mu, 20);
+        pthread_mutex_unlock(&c->mu);
+        mcpc_free(c->mc);
     } else {
-        pthread_mutex_lock(&c->wmu);
+        if (pthread_mutex_trylock(&c->wmu) != 0) {
+            /* a writer waits for room the child does not make: stop it, the write fails */
+            if (c->pid > 0 && kill(-c->pid, SIGTERM) == 0 && !wait_exit(c->pid, 2000))
+                kill(-c->pid, SIGKILL);
+            pthread_mutex_lock(&c->wmu);
+        }
         if (c->in_fd >= 0) {
             close(c->in_fd); /* the MCP way to ask a stdio server to stop */
             c->in_fd = -1;

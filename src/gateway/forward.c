@@ -107,7 +107,7 @@ void end_parked(struct gateway *gw, struct gw_conn *c, long long older_than)
  * 2026-07-28 client must answer first: the call is parked under token, made when empty),
  * ERR_CANCELLED or another error with why. Ends or parks k. On a worker thread. */
 static int forward_wait(struct up *u, struct mcp_ctx *ctx, struct gw_call *k, json_t *question,
-                        char token[48], json_t **resp, char *why, size_t whylen)
+                        char token[48], json_t **resp, char *why, size_t whylen, bool keep)
 {
     struct gateway *gw = u->gw;
     int r = 0;
@@ -161,7 +161,8 @@ static int forward_wait(struct up *u, struct mcp_ctx *ctx, struct gw_call *k, js
         r = 0; /* answered: wait on */
     }
     json_decref(question);
-    gw_call_end(k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
+    if (!keep) /* else the caller ends it (after finishing: a cancel hook may still use it) */
+        gw_call_end(k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
     return r;
 }
 
@@ -188,7 +189,7 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
         question = p->question;
         snprintf(token, sizeof token, "%s", p->token);
         free(p);
-        return forward_wait(u, ctx, k, question, token, resp, why, whylen);
+        return forward_wait(u, ctx, k, question, token, resp, why, whylen, false);
     }
     char owner[80];
     struct gw_conn *conn = NULL;
@@ -198,13 +199,15 @@ static int forward(struct up *u, struct mcp_ctx *ctx, const char *method, json_t
         return r;
     }
     bool progress = mcp_ctx_progress_token(ctx) != NULL;
-    r = gw_call_start(conn, method, params, progress, true, owner, &k, why, whylen);
+    char caller[80];
+    gw_caller(ctx, caller, sizeof caller);
+    r = gw_call_start(conn, method, params, progress, true, caller, &k, why, whylen);
     gw_conn_release(conn); /* the call keeps it now */
     if (r != 0) {
         gw_call_end(k, false, why);
         return r;
     }
-    return forward_wait(u, ctx, k, NULL, token, resp, why, whylen);
+    return forward_wait(u, ctx, k, NULL, token, resp, why, whylen, false);
 }
 
 /* The identity the upstream sees in _meta (never the caller's token). */
@@ -311,10 +314,13 @@ static void afwd_continue(struct mcp_ctx *ctx, void *arg)
     struct afwd *a = arg;
     char why[300] = "", token[48] = "";
     json_t *resp = NULL, *result = NULL;
-    int r = forward_wait(a->up, ctx, a->k, NULL, token, &resp, why, sizeof why);
+    int r = forward_wait(a->up, ctx, a->k, NULL, token, &resp, why, sizeof why, true);
     int rc = tool_result(a->up, r, resp, why, &result);
     json_decref(resp);
+    /* finishing first, as afwd_done does: the cancel hook may be using k on another thread */
     mcp_ctx_finish(ctx, rc, result);
+    if (r != MCPGATE_EINPUT_REQUIRED) /* a parked call lives on in the parked list */
+        gw_call_end(a->k, r == ERR_CANCELLED || r == ERR_TIMEOUT, why);
     free(a);
 }
 
@@ -357,7 +363,9 @@ static int tool_fwd_async(struct up *u, struct mcp_ctx *ctx, json_t *params)
     struct afwd *a = xcalloc(1, sizeof *a);
     a->up = u;
     a->ctx = ctx;
-    a->k = gw_call_open_async(conn, mcp_ctx_progress_token(ctx) != NULL, owner,
+    char caller[80];
+    gw_caller(ctx, caller, sizeof caller);
+    a->k = gw_call_open_async(conn, mcp_ctx_progress_token(ctx) != NULL, caller,
                               clock_ms() + u->cfg.call_timeout_s * 1000LL, &afwd_cb, a, why,
                               sizeof why);
     gw_conn_release(conn);

@@ -31,7 +31,8 @@ struct slot {
     struct gw_conn *conn; /* NULL while (re)starting or after it died */
     bool dead;
     bool starting; /* a thread is starting it: others wait (up's cv) */
-    int restarts;
+    int restarts;       /* failed starts and early exits in a row */
+    long long started_at;
     long long retry_at; /* shared: when to try starting it again */
     struct slot *next;
 };
@@ -98,6 +99,10 @@ struct gateway {
 /* Whose child serves the request: everyone's, its session's, or (2026-07-28, no session) its
  * user's. */
 void slot_owner(struct up *u, struct mcp_ctx *ctx, char *owner, size_t ownerlen);
+/* Who is calling: "s:<session key>", else "u:<subject>" ("u#<digest>" for long ones). A
+ * shared child's questions and log lines only go to a call when every call in flight on it is
+ * the same caller's. */
+void gw_caller(struct mcp_ctx *ctx, char *out, size_t outlen);
 /* The running connection of owner's slot, held (gw_conn_release), or NULL when there is none
  * yet or it is (re)starting: never waits. */
 struct gw_conn *slot_ready(struct up *u, const char *owner);

@@ -27,6 +27,8 @@
 /* ---- children ---- */
 
 static void on_conn_notification(void *arg, json_t *msg);
+#define HEALTHY_RUN_MS 60000 /* a child that ran this long did not die of starting */
+
 static void on_conn_exit(void *arg, const char *why);
 
 /* v with every ${MCPGATE_...} replaced by its value in vals ("K=V" strings; empty when absent).
@@ -78,6 +80,7 @@ static void free_vars(char **v)
 struct slot_ref {
     struct up *up;
     struct slot *slot;
+    struct gw_conn *conn; /* the child it was made for (u->mu), to tell a stale exit */
 };
 
 static int slot_start(struct up *u, struct slot *s, const struct mcp_identity *who,
@@ -129,6 +132,7 @@ static int slot_start(struct up *u, struct slot *s, const struct mcp_identity *w
     pthread_mutex_lock(&u->mu);
     s->conn = c;
     s->dead = false;
+    ref->conn = c;
     pthread_mutex_unlock(&u->mu);
     return 0;
 }
@@ -151,13 +155,27 @@ static void slot_stop(struct up *u, struct slot *s)
     }
 }
 
+#define HEALTHY_RUN_MS 60000 /* a child that ran this long did not die of starting */
+
 static void on_conn_exit(void *arg, const char *why)
 {
     struct slot_ref *ref = arg;
     struct up *u = ref->up;
     pthread_mutex_lock(&u->mu);
     bool shared = strcmp(ref->slot->owner, "shared") == 0;
+    if (ref->slot->conn != ref->conn) {
+        /* a child already replaced (a call found it gone first): its end is old news */
+        pthread_mutex_unlock(&u->mu);
+        log_info("[%s] %s (already replaced)", u->cfg.name, why);
+        return;
+    }
     ref->slot->dead = true;
+    /* a child that ran a while was fine; one that dies soon after starting counts as a failed
+     * start, so a crash loop backs off (0.5 s doubling to 32 s) and ends at maxRestarts */
+    if (clock_ms() - ref->slot->started_at >= HEALTHY_RUN_MS)
+        ref->slot->restarts = 0;
+    else
+        ref->slot->restarts++;
     if (shared)
         ref->slot->retry_at =
             clock_ms() + (500LL << (ref->slot->restarts < 6 ? ref->slot->restarts : 6));
@@ -173,16 +191,31 @@ static void on_conn_exit(void *arg, const char *why)
 
 /* Whose child serves the request: everyone's, its session's, or (2026-07-28, no session) its
  * user's. */
-void slot_owner(struct up *u, struct mcp_ctx *ctx, char *owner, size_t ownerlen)
+void gw_caller(struct mcp_ctx *ctx, char *out, size_t outlen)
 {
     const struct mcp_identity *who = ctx != NULL ? mcp_ctx_identity(ctx) : NULL;
     unsigned long long key = ctx != NULL ? mcp_ctx_session_key(ctx) : 0;
+    const char *sub = who != NULL && who->subject != NULL ? who->subject : "-";
+    if (key != 0) {
+        snprintf(out, outlen, "s:%llu", key);
+    } else if (strlen(sub) <= 60) {
+        snprintf(out, outlen, "u:%s", sub);
+    } else { /* long subjects (client:<a URL>): a digest, never a shared prefix */
+        unsigned char d[CRYPTO_SHA256_LEN];
+        crypto_sha256(sub, strlen(sub), d);
+        char hex[2 * 16 + 1];
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        snprintf(out, outlen, "u#%s", hex);
+    }
+}
+
+void slot_owner(struct up *u, struct mcp_ctx *ctx, char *owner, size_t ownerlen)
+{
     if (u->cfg.process == GW_SHARED || u->cfg.url != NULL)
         snprintf(owner, ownerlen, "shared");
-    else if (key != 0)
-        snprintf(owner, ownerlen, "s:%llu", key);
     else
-        snprintf(owner, ownerlen, "u:%.70s", who != NULL && who->subject ? who->subject : "-");
+        gw_caller(ctx, owner, ownerlen);
 }
 
 /* The running connection of owner's slot, held (gw_conn_release), or NULL when there is none
@@ -207,24 +240,32 @@ struct gw_conn *slot_ready(struct up *u, const char *owner)
 int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owner, size_t ownerlen,
              char *why, size_t whylen)
 {
-    const struct mcp_identity *who = ctx != NULL ? mcp_ctx_identity(ctx) : NULL;
-    unsigned long long key = ctx != NULL ? mcp_ctx_session_key(ctx) : 0;
     struct gateway *gw = u->gw;
     *out = NULL;
     slot_owner(u, ctx, owner, ownerlen);
+    pthread_mutex_lock(&gw->mu);
+    bool removed = u->removed;
+    pthread_mutex_unlock(&gw->mu);
+    if (removed) { /* a reload took it away: nothing of it starts again */
+        reason_set(why, whylen, "%s was removed from the configuration", u->cfg.name);
+        return ERR_NOTFOUND;
+    }
+    /* a shared child serves everyone: whoever happens to start it lends it no identity */
+    bool shared = strcmp(owner, "shared") == 0;
+    const struct mcp_identity *who = ctx != NULL && !shared ? mcp_ctx_identity(ctx) : NULL;
+    unsigned long long key = ctx != NULL && !shared ? mcp_ctx_session_key(ctx) : 0;
     pthread_mutex_lock(&u->mu);
     struct slot *s = u->slots;
     while (s != NULL && strcmp(s->owner, owner) != 0)
         s = s->next;
     while (s != NULL && s->starting)
         pthread_cond_wait(&u->cv, &u->mu); /* one start at a time; use what it started */
-    if (s != NULL && s->conn != NULL && !s->dead) {
+    if (s != NULL && s->conn != NULL && !s->dead && gw_conn_alive(s->conn)) {
         *out = s->conn;
         gw_conn_hold(*out);
         pthread_mutex_unlock(&u->mu);
         return 0;
     }
-    bool shared = strcmp(owner, "shared") == 0;
     if (s != NULL && shared && s->restarts > u->cfg.max_restarts) {
         pthread_mutex_unlock(&u->mu);
         reason_set(why, whylen, "%s failed to start %d times in a row; see the server's log",
@@ -295,7 +336,7 @@ int slot_for(struct up *u, struct mcp_ctx *ctx, struct gw_conn **out, char *owne
         s->dead = true;
         s->retry_at = clock_ms() + (500LL << (s->restarts < 6 ? s->restarts : 6));
     } else {
-        s->restarts = 0;
+        s->started_at = clock_ms();
         *out = s->conn;
         gw_conn_hold(*out);
     }
@@ -499,6 +540,13 @@ static void catalog_load(struct up *u, struct gw_conn *c, bool tools, bool promp
     json_t *caps = json_object_get(gw_conn_info(c), "capabilities");
     int tmo = u->cfg.start_timeout_s * 1000;
     pthread_mutex_lock(&u->cat_mu);
+    pthread_mutex_lock(&u->gw->mu);
+    bool removed = u->removed;
+    pthread_mutex_unlock(&u->gw->mu);
+    if (removed) { /* reloaded away meanwhile: register nothing of it */
+        pthread_mutex_unlock(&u->cat_mu);
+        return;
+    }
     mcp_server_batch(u->gw->srv, true);
     /* resources first: a tool may point at one (MCP Apps), under the name decided here */
     if (resources && json_object_get(caps, "resources") != NULL) {
@@ -805,11 +853,14 @@ static struct up *up_new(struct gateway *gw, struct gw_upstream_cfg *cfg)
 
 static void up_stop(struct up *u)
 {
+    /* after a catalog_load in progress (it sees removed and registers nothing more) */
+    pthread_mutex_lock(&u->cat_mu);
     mcp_server_batch(u->gw->srv, true);
     unregister_kind(u, "tools");
     unregister_kind(u, "prompts");
     gw_resources_withdraw(u); /* one that shared a URI with it may drop its name */
     mcp_server_batch(u->gw->srv, false);
+    pthread_mutex_unlock(&u->cat_mu);
     json_object_clear(u->seen);
     for (struct slot *s = u->slots; s != NULL; s = s->next)
         slot_stop(u, s);

@@ -726,7 +726,7 @@ static curl_socket_t on_opensocket(void *arg, curlsocktype purpose, struct curl_
         f->refused = true;
         return CURL_SOCKET_BAD;
     }
-    return socket(a->family, a->socktype, a->protocol);
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol); /* not into children */
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)

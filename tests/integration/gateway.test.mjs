@@ -323,6 +323,62 @@ describe('a 2026-07-28 client through the gateway', () => {
   });
 });
 
+describe('a server that stops reading its input', () => {
+  test('a call it cannot take ends in an error within callTimeout; the next one works',
+    async () => {
+      // reads until the handshake is done, then (the first time) nothing more: its stdin
+      // fills, and a write to it would wait forever
+      const marker = path.join(dir, 'stuck-once');
+      const srcPath = path.join(dir, 'stuck-server.mjs');
+      fs.writeFileSync(srcPath, `
+        import fs from 'node:fs';
+        import readline from 'node:readline';
+        const stuck = !fs.existsSync(${JSON.stringify(marker)});
+        if (stuck) fs.writeFileSync(${JSON.stringify(marker)}, '');
+        const rl = readline.createInterface({ input: process.stdin });
+        const say = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\\n');
+        rl.on('line', (line) => {
+          const m = JSON.parse(line);
+          if (m.method === 'initialize') {
+            say({ id: m.id, result: { protocolVersion: m.params.protocolVersion,
+              capabilities: { tools: {} }, serverInfo: { name: 'stuck', version: '1' } } });
+          } else if (m.method === 'tools/list') {
+            say({ id: m.id, result: { tools: [{ name: 'echo',
+              inputSchema: { type: 'object' } }] } });
+            if (stuck) { rl.close(); process.stdin.pause(); setInterval(() => {}, 1000); }
+          } else if (m.method === 'tools/call') {
+            say({ id: m.id, result: { content: [{ type: 'text',
+              text: 'got ' + JSON.stringify(m.params.arguments).length } ] } });
+          }
+        });
+      `);
+      const p = writeConfig('stuck.json', { stuck: { command: process.execPath,
+        args: [srcPath], callTimeout: 2 } });
+      const transport = new StdioClientTransport({ command: BIN,
+        args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+      let log = '';
+      transport.stderr.on('data', (c) => { log += c; });
+      const client = new Client({ name: 'gateway-test', version: '1' });
+      await client.connect(transport);
+      try {
+        await withTimeout((async () => {
+          while ((await client.listTools()).tools.length === 0) await sleep(50);
+        })(), 10000, 'the stuck server\'s tools');
+        const big = 'x'.repeat(300 * 1024); // more than the pipe holds
+        const t0 = Date.now();
+        const r = await client.callTool({ name: 'stuck__echo', arguments: { big } }, undefined,
+          { timeout: 20000 });
+        assert.equal(r.isError, true, JSON.stringify(r).slice(0, 300));
+        assert.ok(Date.now() - t0 < 10000, `took ${Date.now() - t0} ms`);
+        assert.match(log, /\[stuck\] reads nothing from us any more; stopping it/);
+        const ok = await client.callTool({ name: 'stuck__echo', arguments: { small: 1 } });
+        assert.equal(ok.content[0].text, 'got 11');
+      } finally {
+        await client.close();
+      }
+    });
+});
+
 describe('a shared template beside URIs of one server\'s own', () => {
   test('its own URIs keep their names in reads and links; the template\'s carry the server\'s',
     async () => {
@@ -451,10 +507,34 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
     await withTimeout((async () => {
       while (!/listening on port/.test(out)) await sleep(50);
     })(), 20000, 'the SDK example server did not start');
+    // a shared server that asks its client a question a while into a call
+    const askerPath = path.join(dir, 'asker-server.mjs');
+    fs.writeFileSync(askerPath, `
+      import { McpServer } from '${path.join(esm, 'server/mcp.js')}';
+      import { StdioServerTransport } from '${path.join(esm, 'server/stdio.js')}';
+      const server = new McpServer({ name: 'asker', version: '1' });
+      const text = (t) => ({ content: [{ type: 'text', text: t }] });
+      server.registerTool('ask_later', { description: 'asks after 800 ms' }, async () => {
+        await new Promise((r) => setTimeout(r, 800));
+        try {
+          const r = await server.server.elicitInput({ message: 'your password?',
+            requestedSchema: { type: 'object', properties: { pw: { type: 'string' } } } });
+          return text('answered: ' + JSON.stringify(r));
+        } catch (err) {
+          return text('not asked: ' + err.message);
+        }
+      });
+      server.registerTool('slow', { description: 'takes 2 s' }, async () => {
+        await new Promise((r) => setTimeout(r, 2000));
+        return text('done');
+      });
+      await server.connect(new StdioServerTransport());
+    `);
     cfgPath = writeConfig('http.json', {
       everything: { ...everything, scope: 'mcp:everything' },
       memory: { ...memory, scope: 'mcp:memory' },
       sdk: { url: `http://localhost:${port}/mcp`, users: ['admin'] },
+      asker: { command: process.execPath, args: [askerPath], scope: 'mcp:asker' },
     }, { server: { accessTtl: 1234, purgeInterval: 600 } });
     srv = await startServe({ auth: true, args: ['--config', cfgPath] });
     admin = { username: 'admin', password: srv.password };
@@ -553,6 +633,40 @@ describe('HTTP with OAuth: two upstreams, two users, scopes', () => {
       assert.match(JSON.stringify(ga.structuredContent ?? ga.content), /SecretOfAdmin/);
       const gb = await b.callTool({ name: 'memory__read_graph', arguments: {} });
       assert.doesNotMatch(JSON.stringify(gb.structuredContent ?? gb.content), /SecretOfAdmin/);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('a shared server\'s question never reaches another user\'s client', async () => {
+    const ta = await tokenFor(srv, admin, 'mcp mcp:asker');
+    const tb = await tokenFor(srv, bob, 'mcp mcp:asker');
+    const a = await httpClient(srv, ta, { elicitation: {} });
+    const b = await httpClient(srv, tb, { elicitation: {} });
+    const asked = { a: [], b: [] };
+    a.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.a.push(req.params.message);
+      return { action: 'accept', content: { pw: 'admin-secret' } };
+    });
+    b.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.b.push(req.params.message);
+      return { action: 'accept', content: { pw: 'bob-typed-this' } };
+    });
+    try {
+      // admin's call asks at 800 ms; bob's, started meanwhile, is the newest in flight then:
+      // the shared child's question cannot say whose it is, so nobody is asked
+      const pa = a.callTool({ name: 'asker__ask_later', arguments: {} });
+      await sleep(200);
+      const pb = b.callTool({ name: 'asker__slow', arguments: {} });
+      const [ra, rb] = await Promise.all([pa, pb]);
+      assert.deepEqual(asked.b, [], 'bob was asked admin\'s question');
+      assert.equal(rb.content[0].text, 'done');
+      assert.match(ra.content[0].text, /^not asked: /);
+      // alone in flight, the question reaches its own caller
+      const again = await a.callTool({ name: 'asker__ask_later', arguments: {} });
+      assert.match(again.content[0].text, /admin-secret/);
+      assert.deepEqual(asked.a, ['your password?']);
     } finally {
       await a.close();
       await b.close();
@@ -700,6 +814,16 @@ describe('per-session children: identity, caps, idle stop, cancellation', () => 
       const sh = JSON.parse((await c.callTool({ name: 'shared__get-env', arguments: {} }))
         .content[0].text);
       assert.equal(sh.MCPGATE_USER, undefined);
+      // ... nor when a call of someone's is what starts it again
+      const pid = [...srv.stderr().matchAll(/\[shared\] started \(pid (\d+)\)/g)].at(-1)[1];
+      process.kill(Number(pid), 'SIGKILL');
+      await withTimeout((async () => {
+        while (!/\[shared\] .*it is restarted/.test(srv.stderr())) await sleep(20);
+      })(), 10000, 'the shared child\'s end was not noticed');
+      const sh2 = JSON.parse((await c.callTool({ name: 'shared__get-env', arguments: {} }))
+        .content[0].text);
+      assert.equal(sh2.MCPGATE_USER, undefined, 'the restarted shared child took a caller\'s name');
+      assert.equal(sh2.MCPGATE_SESSION, undefined);
       // the per-user cap: a second per-session child for the same user is refused
       const m = await c.callTool({ name: 'memory__read_graph', arguments: {} });
       assert.equal(m.isError, true);
