@@ -479,7 +479,31 @@ static void *reader_main(void *arg)
     lines_free(&lines);
     int st = 0;
     char why[160];
-    pid_t w = waitpid(c->pid, &st, 0);
+    pid_t w = 0;
+    for (int i = 0; i < 100 && w == 0; i++) { /* an exiting child is gone within moments */
+        w = waitpid(c->pid, &st, WNOHANG);
+        if (w == 0) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (w == 0) {
+        /* its output is closed but it runs on: it cannot answer anything any more. Calls end
+         * now; it is stopped (its group: what it started too), then reaped */
+        mark_dead(c, "the server closed its output but kept running; stopped");
+        kill(-c->pid, SIGTERM);
+        for (int i = 0; i < 100 && w == 0; i++) {
+            w = waitpid(c->pid, &st, WNOHANG);
+            if (w == 0) {
+                struct timespec ts = {0, 20 * 1000000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (w == 0) {
+            kill(-c->pid, SIGKILL);
+            w = waitpid(c->pid, &st, 0);
+        }
+    }
     if (w == c->pid && WIFEXITED(st))
         snprintf(why, sizeof why, "the server exited with status %d", WEXITSTATUS(st));
     else if (w == c->pid && WIFSIGNALED(st))

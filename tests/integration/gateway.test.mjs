@@ -379,6 +379,53 @@ describe('a server that stops reading its input', () => {
     });
 });
 
+describe('a server that closes its output but keeps running', () => {
+  test('it is stopped and started again; calls work', async () => {
+    const marker = path.join(dir, 'closer-once');
+    const srcPath = path.join(dir, 'closer-server.mjs');
+    fs.writeFileSync(srcPath, `
+      import fs from 'node:fs';
+      import readline from 'node:readline';
+      const first = !fs.existsSync(${JSON.stringify(marker)});
+      if (first) fs.writeFileSync(${JSON.stringify(marker)}, '');
+      const rl = readline.createInterface({ input: process.stdin });
+      const say = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\\n');
+      rl.on('line', (line) => {
+        const m = JSON.parse(line);
+        if (m.method === 'initialize') {
+          say({ id: m.id, result: { protocolVersion: m.params.protocolVersion,
+            capabilities: { tools: {} }, serverInfo: { name: 'closer', version: '1' } } });
+        } else if (m.method === 'tools/list') {
+          say({ id: m.id, result: { tools: [{ name: 'hi', inputSchema: { type: 'object' } }] } });
+          if (first) setTimeout(() => { fs.closeSync(1); setInterval(() => {}, 1000); }, 100);
+        } else if (m.method === 'tools/call') {
+          say({ id: m.id, result: { content: [{ type: 'text', text: 'hi' }] } });
+        }
+      });
+    `);
+    const p = writeConfig('closer.json', { closer: { command: process.execPath,
+      args: [srcPath] } });
+    const transport = new StdioClientTransport({ command: BIN,
+      args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+    let log = '';
+    transport.stderr.on('data', (c) => { log += c; });
+    const client = new Client({ name: 'gateway-test', version: '1' });
+    await client.connect(transport);
+    try {
+      await withTimeout((async () => {
+        while (!/\[closer\] the server closed its output but kept running; stopped/.test(log)) {
+          await sleep(50);
+        }
+      })(), 15000, `not noticed:\n${log.slice(-1500)}`);
+      const r = await withTimeout(client.callTool({ name: 'closer__hi', arguments: {} }), 15000,
+        'the call after the restart');
+      assert.equal(r.content[0].text, 'hi');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('a shared template beside URIs of one server\'s own', () => {
   test('its own URIs keep their names in reads and links; the template\'s carry the server\'s',
     async () => {
