@@ -270,6 +270,10 @@ void mcp_ctx_run(struct mcp_ctx *ctx, void (*fn)(struct mcp_ctx *ctx, void *arg)
 
 /* The request's _meta.progressToken (a string or an integer; borrowed), or NULL when absent. */
 json_t *mcp_ctx_progress_token(const struct mcp_ctx *ctx);
+/* Why the handler is about to fail (returning an error code): the client's JSON-RPC error
+ * message says it instead of the code's generic words. */
+void mcp_ctx_fail_reason(struct mcp_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Sends notifications/progress when the client asked for progress (a progressToken); total
  * < 0 means unknown; message may be NULL. A no-op otherwise. */
 void mcp_ctx_progress(struct mcp_ctx *ctx, double progress, double total, const char *message);

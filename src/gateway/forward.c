@@ -410,12 +410,11 @@ int prompt_fwd(struct mcp_ctx *ctx, json_t *args, json_t **result, void *udata)
         return r;
     json_t *res = r == 0 ? json_object_get(resp, "result") : NULL;
     if (!json_is_object(res)) {
-        if (r == 0)
-            log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig,
-                     json_string_value(json_object_get(json_object_get(resp, "error"), "message"))
-                         ?: "no result");
-        else
-            log_warn("[%s] prompts/get %s: %s", e->up->cfg.name, e->orig, why);
+        /* the client hears why: the server's own words, or what happened to the call */
+        const char *m =
+            json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+        mcp_ctx_fail_reason(ctx, "%s: %s", e->up->cfg.name,
+                            r == 0 ? (m != NULL ? m : "no result") : why);
         json_decref(resp);
         return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_EINVALID;
     }
@@ -451,9 +450,18 @@ int resource_fwd(struct mcp_ctx *ctx, const char *uri, json_t **contents, void *
     }
     json_t *c = r == 0 ? json_object_get(json_object_get(resp, "result"), "contents") : NULL;
     if (!json_is_array(c)) {
+        json_t *err = json_object_get(resp, "error");
+        json_int_t code = json_integer_value(json_object_get(err, "code"));
+        const char *m = json_string_value(json_object_get(err, "message"));
+        int rc = r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_EINVALID;
+        if (r == 0 && (code == -32002 || code == -32602)) /* the server has no such resource */
+            rc = MCPGATE_ENOTFOUND;
+        else if (rc != MCPGATE_ECANCELLED)
+            mcp_ctx_fail_reason(ctx, "%s: %s", e->up->cfg.name,
+                                r == 0 ? (m != NULL ? m : "no contents") : why);
         free(orig);
         json_decref(resp);
-        return r == ERR_CANCELLED ? MCPGATE_ECANCELLED : MCPGATE_ENOTFOUND;
+        return rc;
     }
     /* the contents of what was asked carry the name it was asked by; others are renamed */
     size_t i;

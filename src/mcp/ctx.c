@@ -2,6 +2,7 @@
  * which asks the client a question in either era (a server-to-client request in the legacy
  * era, a multi round-trip request with integrity-protected requestState in 2026-07-28). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ void ctx_free(struct mcp_ctx *ctx)
         return;
     if (ctx->stream != NULL && ctx->s->io.hold != NULL)
         ctx->s->io.hold(ctx->s->io.arg, ctx->stream, false);
+    free(ctx->fail_why);
     json_decref(ctx->id);
     json_decref(ctx->client_caps);
     json_decref(ctx->progress_token);
@@ -401,4 +403,15 @@ out:
     free(digest);
     json_decref(p);
     return r;
+}
+
+void mcp_ctx_fail_reason(struct mcp_ctx *ctx, const char *fmt, ...)
+{
+    char buf[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(ctx->fail_why);
+    ctx->fail_why = xstrdup(buf);
 }

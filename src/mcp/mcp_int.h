@@ -161,6 +161,7 @@ struct batch {
 
 struct mcp_ctx {
     struct mcp_session *s;
+    char *fail_why;            /* mcp_ctx_fail_reason: what a failed handler says, or NULL */
     struct batch *batch;       /* the batch this request came in, or NULL */
     struct inflight *req;      /* NULL for inline methods */
     json_t *id;

@@ -207,8 +207,9 @@ static void handler_failed(struct mcp_ctx *ctx, int r, const char *what, const c
               what, name);
         return;
     }
-    log_warn("%s '%s' failed: %s", what, name, err_str(r));
-    failf(ctx, JSONRPC_INTERNAL_ERROR, NULL, "%s '%s' failed: %s", what, name, err_str(r));
+    const char *why = ctx->fail_why != NULL ? ctx->fail_why : err_str(r);
+    log_warn("%s '%s' failed: %s", what, name, why);
+    failf(ctx, JSONRPC_INTERNAL_ERROR, NULL, "%s '%s' failed: %s", what, name, why);
 }
 
 /* Tells the server's call hook how a tools/call ended. */

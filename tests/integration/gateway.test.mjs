@@ -441,6 +441,12 @@ describe('a shared template beside URIs of one server\'s own', () => {
           async (uri) => ({ contents: [{ uri: uri.href, text: 'mine: ' + me }] }));
         server.registerResource('any', new ResourceTemplate('t://item/{id}', { list: undefined }),
           {}, async (uri, { id }) => ({ contents: [{ uri: uri.href, text: me + ' item ' + id }] }));
+        server.registerPrompt('broken', { description: 'fails' }, () => {
+          throw new Error('the prompt database is down');
+        });
+        server.registerResource('broken', 't://broken/' + me, {}, async () => {
+          throw new Error('the disk is on fire');
+        });
         server.registerTool('link', { description: 'links to items' }, async () => ({
           content: [{ type: 'resource_link', uri: 't://item/' + me, name: 'mine' },
             { type: 'resource_link', uri: 't://item/42', name: 'any' }] }));
@@ -464,7 +470,12 @@ describe('a shared template beside URIs of one server\'s own', () => {
           .map((t) => t.uriTemplate).sort();
         assert.deepEqual(tpls, ['t://one/item/{id}', 't://two/item/{id}']);
         const uris = (await client.listResources()).resources.map((r) => r.uri).sort();
-        assert.deepEqual(uris, ['t://item/one', 't://item/two']);
+        assert.deepEqual(uris, ['t://broken/one', 't://broken/two', 't://item/one', 't://item/two']);
+        // a server's failure reaches the client in its own words
+        const bp = await client.getPrompt({ name: 'one__broken' }).catch((err) => err);
+        assert.match(String(bp.message), /one: .*the prompt database is down/);
+        const br = await client.readResource({ uri: 't://broken/two' }).catch((err) => err);
+        assert.match(String(br.message), /two: .*the disk is on fire/);
         const mine = await client.readResource({ uri: 't://item/one' });
         assert.deepEqual(mine.contents.map((c) => [c.uri, c.text]), [['t://item/one', 'mine: one']]);
         const any = await client.readResource({ uri: 't://two/item/42' });
