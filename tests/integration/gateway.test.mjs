@@ -323,43 +323,57 @@ describe('a 2026-07-28 client through the gateway', () => {
   });
 });
 
+// A hand-written stdio MCP server with one tool, whose first run misbehaves once its tools
+// are listed: `misbehave` is JavaScript run then (rl: the stdin reader); `reply` is the tool's
+// text (m: the tools/call request). Later runs behave.
+function handServer(name, { misbehave, reply }) {
+  const marker = path.join(dir, `${name}-once`);
+  const srcPath = path.join(dir, `${name}-server.mjs`);
+  fs.writeFileSync(srcPath, `
+    import fs from 'node:fs';
+    import readline from 'node:readline';
+    const first = !fs.existsSync(${JSON.stringify(marker)});
+    if (first) fs.writeFileSync(${JSON.stringify(marker)}, '');
+    const rl = readline.createInterface({ input: process.stdin });
+    const say = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\\n');
+    rl.on('line', (line) => {
+      const m = JSON.parse(line);
+      if (m.method === 'initialize') {
+        say({ id: m.id, result: { protocolVersion: m.params.protocolVersion,
+          capabilities: { tools: {} }, serverInfo: { name: '${name}', version: '1' } } });
+      } else if (m.method === 'tools/list') {
+        say({ id: m.id, result: { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] } });
+        if (first) { ${misbehave} }
+      } else if (m.method === 'tools/call') {
+        say({ id: m.id, result: { content: [{ type: 'text', text: ${reply} }] } });
+      }
+    });
+  `);
+  return srcPath;
+}
+
+// The aggregator over stdio with one server: { client, log() }.
+async function stdioGateway(servers) {
+  const p = writeConfig(`${Object.keys(servers)[0]}.json`, servers);
+  const transport = new StdioClientTransport({ command: BIN,
+    args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
+  let log = '';
+  transport.stderr.on('data', (c) => { log += c; });
+  const client = new Client({ name: 'gateway-test', version: '1' });
+  await client.connect(transport);
+  return { client, log: () => log };
+}
+
 describe('a server that stops reading its input', () => {
   test('a call it cannot take ends in an error within callTimeout; the next one works',
     async () => {
-      // reads until the handshake is done, then (the first time) nothing more: its stdin
-      // fills, and a write to it would wait forever
-      const marker = path.join(dir, 'stuck-once');
-      const srcPath = path.join(dir, 'stuck-server.mjs');
-      fs.writeFileSync(srcPath, `
-        import fs from 'node:fs';
-        import readline from 'node:readline';
-        const stuck = !fs.existsSync(${JSON.stringify(marker)});
-        if (stuck) fs.writeFileSync(${JSON.stringify(marker)}, '');
-        const rl = readline.createInterface({ input: process.stdin });
-        const say = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\\n');
-        rl.on('line', (line) => {
-          const m = JSON.parse(line);
-          if (m.method === 'initialize') {
-            say({ id: m.id, result: { protocolVersion: m.params.protocolVersion,
-              capabilities: { tools: {} }, serverInfo: { name: 'stuck', version: '1' } } });
-          } else if (m.method === 'tools/list') {
-            say({ id: m.id, result: { tools: [{ name: 'echo',
-              inputSchema: { type: 'object' } }] } });
-            if (stuck) { rl.close(); process.stdin.pause(); setInterval(() => {}, 1000); }
-          } else if (m.method === 'tools/call') {
-            say({ id: m.id, result: { content: [{ type: 'text',
-              text: 'got ' + JSON.stringify(m.params.arguments).length } ] } });
-          }
-        });
-      `);
-      const p = writeConfig('stuck.json', { stuck: { command: process.execPath,
-        args: [srcPath], callTimeout: 2 } });
-      const transport = new StdioClientTransport({ command: BIN,
-        args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
-      let log = '';
-      transport.stderr.on('data', (c) => { log += c; });
-      const client = new Client({ name: 'gateway-test', version: '1' });
-      await client.connect(transport);
+      // the first time, nothing more is read after the handshake: its stdin fills, and a
+      // write to it would wait forever
+      const src = handServer('stuck', {
+        misbehave: 'rl.close(); process.stdin.pause(); setInterval(() => {}, 1000);',
+        reply: "'got ' + JSON.stringify(m.params.arguments).length" });
+      const { client, log } = await stdioGateway({ stuck: { command: process.execPath,
+        args: [src], callTimeout: 2 } });
       try {
         await withTimeout((async () => {
           while ((await client.listTools()).tools.length === 0) await sleep(50);
@@ -370,7 +384,7 @@ describe('a server that stops reading its input', () => {
           { timeout: 20000 });
         assert.equal(r.isError, true, JSON.stringify(r).slice(0, 300));
         assert.ok(Date.now() - t0 < 10000, `took ${Date.now() - t0} ms`);
-        assert.match(log, /\[stuck\] reads nothing from us any more; stopping it/);
+        assert.match(log(), /\[stuck\] reads nothing from us any more; stopping it/);
         const ok = await client.callTool({ name: 'stuck__echo', arguments: { small: 1 } });
         assert.equal(ok.content[0].text, 'got 11');
       } finally {
@@ -381,43 +395,18 @@ describe('a server that stops reading its input', () => {
 
 describe('a server that closes its output but keeps running', () => {
   test('it is stopped and started again; calls work', async () => {
-    const marker = path.join(dir, 'closer-once');
-    const srcPath = path.join(dir, 'closer-server.mjs');
-    fs.writeFileSync(srcPath, `
-      import fs from 'node:fs';
-      import readline from 'node:readline';
-      const first = !fs.existsSync(${JSON.stringify(marker)});
-      if (first) fs.writeFileSync(${JSON.stringify(marker)}, '');
-      const rl = readline.createInterface({ input: process.stdin });
-      const say = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\\n');
-      rl.on('line', (line) => {
-        const m = JSON.parse(line);
-        if (m.method === 'initialize') {
-          say({ id: m.id, result: { protocolVersion: m.params.protocolVersion,
-            capabilities: { tools: {} }, serverInfo: { name: 'closer', version: '1' } } });
-        } else if (m.method === 'tools/list') {
-          say({ id: m.id, result: { tools: [{ name: 'hi', inputSchema: { type: 'object' } }] } });
-          if (first) setTimeout(() => { fs.closeSync(1); setInterval(() => {}, 1000); }, 100);
-        } else if (m.method === 'tools/call') {
-          say({ id: m.id, result: { content: [{ type: 'text', text: 'hi' }] } });
-        }
-      });
-    `);
-    const p = writeConfig('closer.json', { closer: { command: process.execPath,
-      args: [srcPath] } });
-    const transport = new StdioClientTransport({ command: BIN,
-      args: ['serve', '--stdio', '--config', p], stderr: 'pipe' });
-    let log = '';
-    transport.stderr.on('data', (c) => { log += c; });
-    const client = new Client({ name: 'gateway-test', version: '1' });
-    await client.connect(transport);
+    const src = handServer('closer', {
+      misbehave: 'setTimeout(() => { fs.closeSync(1); setInterval(() => {}, 1000); }, 100);',
+      reply: "'hi'" });
+    const { client, log } = await stdioGateway({ closer: { command: process.execPath,
+      args: [src] } });
     try {
       await withTimeout((async () => {
-        while (!/\[closer\] the server closed its output but kept running; stopped/.test(log)) {
+        while (!/\[closer\] the server closed its output but kept running; stopped/.test(log())) {
           await sleep(50);
         }
-      })(), 15000, `not noticed:\n${log.slice(-1500)}`);
-      const r = await withTimeout(client.callTool({ name: 'closer__hi', arguments: {} }), 15000,
+      })(), 15000, 'the closed output was not noticed');
+      const r = await withTimeout(client.callTool({ name: 'closer__echo', arguments: {} }), 15000,
         'the call after the restart');
       assert.equal(r.content[0].text, 'hi');
     } finally {
