@@ -18,6 +18,7 @@
 #include "client/proxy.h"
 #include "client/tokenstore.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/reason.h"
 #include "core/xmalloc.h"
@@ -1051,9 +1052,7 @@ static int call_once(struct remote *rm, struct mcpc *c, struct call_wait *w, jso
     w->resp = NULL;
     if (mcpc_request(c, "tools/call", params, call_reply, w, &handle) != 0)
         return ERR_CANCELLED;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += request_timeout_ms(rm) / 1000;
+    struct timespec until = clock_deadline(request_timeout_ms(rm));
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (json_array_size(w->questions) > 0) {

@@ -1151,14 +1151,7 @@ int mcpc_submit(struct mcpc *c, struct preq *p, bool wait, bool raw, int timeout
     enqueue(c, cm);
     if (w == NULL)
         return 0;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_deadline(timeout_ms);
     int r = 0;
     pthread_mutex_lock(&c->mu);
     while (!w->done && r == 0) {

@@ -9,7 +9,7 @@ long long clock_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+struct timespec clock_deadline(long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -19,5 +19,11 @@ int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    return ts;
+}
+
+int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+    struct timespec ts = clock_deadline(ms);
     return pthread_cond_timedwait(cv, mu, &ts);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -170,14 +171,7 @@ bool mcp_ctx_cancelled(const struct mcp_ctx *ctx)
 int mcp_ctx_sleep(struct mcp_ctx *ctx, long ms)
 {
     struct mcp_session *s = ctx->s;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = clock_deadline(ms);
     int r = 0;
     struct pool *pool = server_pool(s->srv);
     pool_block_enter(pool);

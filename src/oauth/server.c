@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -282,14 +283,7 @@ static void *audit_main(void *arg)
     pthread_mutex_lock(&os->audit_mu);
     for (;;) {
         if (json_array_size(os->audit_queue) < AUDIT_BATCH && !os->audit_stop) {
-            struct timespec t;
-            clock_gettime(CLOCK_REALTIME, &t);
-            t.tv_nsec += 200 * 1000000L;
-            if (t.tv_nsec >= 1000000000L) {
-                t.tv_sec++;
-                t.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&os->audit_cv, &os->audit_mu, &t);
+            (void)cond_wait_ms(&os->audit_cv, &os->audit_mu, 200);
         }
         json_t *batch = os->audit_queue;
         os->audit_queue = json_array();
