@@ -211,6 +211,8 @@ void mcp_server_set_session_end(struct mcp_server *srv, mcp_session_end_fn fn, v
  * not call the server; setting NULL waits for a call in progress. */
 typedef void (*mcp_watch_fn)(void *arg, const char *uri, bool watching);
 void mcp_server_set_watch(struct mcp_server *srv, mcp_watch_fn fn, void *arg);
+/* The URIs subscribed to now: a new array of strings. */
+json_t *mcp_server_watched(struct mcp_server *srv);
 
 /* ---- Inside a handler -------------------------------------------------------------------- */
 

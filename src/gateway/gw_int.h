@@ -15,6 +15,8 @@
 
 struct up;
 
+/* The live upstream called name[0..n) (gw->mu held), or NULL. */
+struct up *up_named(struct gateway *gw, const char *name, size_t n);
 /* A registered entry's handler data. */
 struct entry {
     struct up *up;
@@ -81,7 +83,6 @@ struct gateway {
     struct parked *parked;
     json_t *uri_owner; /* resource URI or template (as registered) -> upstream name */
     pthread_mutex_t res_mu; /* one decision on resource names at a time (resources.c) */
-    json_t *watched;        /* URIs clients subscribe to (as they know them): true */
     json_t *watch_want;     /* news for the watcher: {URI: subscribed (the latest)} */
     json_t *watch_again;    /* {upstream: restarted}: its subscriptions to look at again */
     json_t *sub_map;        /* watcher's: {URI clients know: "upstream\nits own URI"} */

@@ -570,10 +570,6 @@ void gw_watch(void *arg, const char *uri, bool watching)
 {
     struct gateway *gw = arg;
     pthread_mutex_lock(&gw->mu);
-    if (watching)
-        json_object_set_new(gw->watched, uri, json_true());
-    else
-        json_object_del(gw->watched, uri);
     json_object_set_new(gw->watch_want, uri, json_boolean(watching)); /* the latest wins */
     pthread_cond_broadcast(&gw->cv);
     pthread_mutex_unlock(&gw->mu);
@@ -671,10 +667,7 @@ static void watch_off(struct gateway *gw, const char *uri)
         char *nl = strchr(key, '\n');
         *nl = '\0';
         pthread_mutex_lock(&gw->mu);
-        struct up *u = NULL;
-        for (struct up *x = gw->ups; x != NULL; x = x->next)
-            if (!x->removed && strcmp(x->cfg.name, key) == 0)
-                u = x;
+        struct up *u = up_named(gw, key, strlen(key));
         pthread_mutex_unlock(&gw->mu);
         if (u != NULL)
             (void)watch_send(u, nl + 1, false);
@@ -686,23 +679,21 @@ static void watch_off(struct gateway *gw, const char *uri)
  * passed on yet may be its; after a restart, its subscriptions are sent again. */
 static void watch_again(struct gateway *gw, const char *name, bool restarted)
 {
+    json_t *watched = mcp_server_watched(gw->srv);
     pthread_mutex_lock(&gw->mu);
-    json_t *watched = json_deep_copy(gw->watched);
-    struct up *u = NULL;
-    for (struct up *x = gw->ups; x != NULL; x = x->next)
-        if (!x->removed && strcmp(x->cfg.name, name) == 0)
-            u = x;
+    struct up *u = up_named(gw, name, strlen(name));
     pthread_mutex_unlock(&gw->mu);
     const char *uri;
     json_t *v;
+    size_t i;
     if (u != NULL && restarted) {
         size_t n = strlen(name);
         json_object_foreach (gw->sub_count, uri, v)
             if (strncmp(uri, name, n) == 0 && uri[n] == '\n')
                 (void)watch_send(u, uri + n + 1, true);
     }
-    json_object_foreach (watched, uri, v)
-        watch_on(gw, uri); /* passes over those already passed on */
+    json_array_foreach (watched, i, v)
+        watch_on(gw, json_string_value(v)); /* passes over those already passed on */
     json_decref(watched);
 }
 

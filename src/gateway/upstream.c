@@ -623,7 +623,7 @@ static void on_conn_notification(void *arg, json_t *msg)
 
 /* ---- who may see what ---- */
 
-static struct up *up_named(struct gateway *gw, const char *name, size_t n)
+struct up *up_named(struct gateway *gw, const char *name, size_t n)
 {
     for (struct up *u = gw->ups; u != NULL; u = u->next)
         if (!u->removed && strlen(u->cfg.name) == n && strncmp(u->cfg.name, name, n) == 0)
@@ -975,7 +975,6 @@ int gw_start(struct mcp_server *srv, struct gw_config *cfg, bool auth, struct ga
     pthread_cond_init(&gw->cv, NULL);
     mcp_server_set_access(srv, gw_access, gw);
     mcp_server_set_session_end(srv, on_session_end, gw);
-    gw->watched = json_object();
     gw->watch_want = json_object();
     gw->watch_again = json_object();
     gw->sub_map = json_object();
@@ -1112,7 +1111,6 @@ void gw_free(struct gateway *gw)
         free(e);
     }
     json_decref(gw->uri_owner);
-    json_decref(gw->watched);
     json_decref(gw->watch_want);
     json_decref(gw->watch_again);
     json_decref(gw->sub_map);

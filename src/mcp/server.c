@@ -638,6 +638,18 @@ void mcp_server_set_watch(struct mcp_server *srv, mcp_watch_fn fn, void *arg)
     pthread_mutex_unlock(&srv->watch_mu);
 }
 
+json_t *mcp_server_watched(struct mcp_server *srv)
+{
+    json_t *out = json_array();
+    pthread_mutex_lock(&srv->watch_mu);
+    const char *uri;
+    json_t *v;
+    json_object_foreach (srv->watched, uri, v)
+        json_array_append_new(out, json_string(uri));
+    pthread_mutex_unlock(&srv->watch_mu);
+    return out;
+}
+
 void server_watch(struct mcp_server *srv, const char *uri, int delta)
 {
     pthread_mutex_lock(&srv->watch_mu);
