@@ -6,7 +6,7 @@ ASAN := build/asan
 FUZZ := build/fuzz
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-deps run test test-release test-asan fuzz-smoke bench bench-smoke format clean
+.PHONY: all deps build build-deps run schemas test test-release test-asan fuzz-smoke bench bench-smoke format clean
 
 all: build
 
@@ -27,7 +27,19 @@ run: build
 # The whole suite: warnings as errors, then the same tests under ASan+UBSan, then a short
 # replay of every fuzz corpus with the sanitizers on, then a smoke run of every benchmark
 # (tiny counts: it checks they still run and get right answers, never their timing).
-test: deps test-release test-asan fuzz-smoke bench-smoke
+test: schemas deps test-release test-asan fuzz-smoke bench-smoke
+
+# The suite checks every message mcpgate sends against the official MCP JSON Schemas (not
+# vendored here): ../shared/mcp-schema beside the checkout, or $(MCPGATE_SCHEMA_DIR). Without
+# them it stops at once, rather than after the build with a dozen schema-oracle failures.
+SCHEMA_DIR := $(or $(MCPGATE_SCHEMA_DIR),$(CURDIR)/../shared/mcp-schema)
+schemas:
+	@for v in 2025-06-18 2025-11-25 2026-07-28; do \
+	    [ -f "$(SCHEMA_DIR)/$$v.json" ] || { \
+	        echo "make test: the official MCP schema $$v.json is not in $(SCHEMA_DIR);" >&2; \
+	        echo "  put the schemas there (../shared/mcp-schema beside this checkout) or set" >&2; \
+	        echo "  MCPGATE_SCHEMA_DIR to the directory that holds them" >&2; exit 2; }; \
+	done
 
 test-release:
 	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMCPGATE_WERROR=ON >/dev/null
